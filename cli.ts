@@ -1,0 +1,233 @@
+#!/usr/bin/env bun
+/**
+ * kvr — drill and operate Apache Kvrocks cluster replication.
+ * cac wiring only: commands, options, help text, exit codes. Each command's body lives in
+ * lib/<command>/command.ts as `run(options, output) → exit code`.
+ */
+import { cac, type CAC } from "cac";
+import pkg from "./package.json" with { type: "json" };
+import { createOutput, EXIT, isLevel, wantColor, type Output } from "./lib/ui/output.ts";
+import { UsageError } from "./lib/ui/units.ts";
+
+type Options = Record<string, unknown>;
+type Runner = (opts: Options, out: Output) => Promise<number>;
+
+const cli: CAC = cac("kvr");
+
+cli
+  .option("--json", "NDJSON events and results on stdout (logs stay on stderr)")
+  .option("--log-level <level>", "debug | info | warn | error", { default: "info" })
+  .option("--no-color", "No colour (also NO_COLOR=1, and whenever stdout is not a terminal)");
+
+const runners: Record<string, () => Promise<Runner>> = {
+  master: async () => (await import("./lib/master/command.ts")).run,
+  replica: async () => (await import("./lib/replica/command.ts")).run,
+  setnodes: async () => (await import("./lib/setnodes/command.ts")).run,
+  drill: async () => (await import("./lib/drill/command.ts")).run,
+};
+
+let exitCode: number | null = null;
+function action(name: keyof typeof runners) {
+  return async (opts: Options) => {
+    const out = makeOutput(opts);
+    try {
+      const run = await runners[name]();
+      exitCode = await run(opts, out);
+    } catch (e) {
+      exitCode = reportError(e, out);
+    }
+  };
+}
+
+cli
+  .command("master", "Kvrocks-compatible master serving checkpoint files, with fault injection")
+  .option("--bind <host>", "Address to listen on", { default: "127.0.0.1" })
+  .option("--port <port>", "Port to listen on (0 = a free one, printed at start)", { default: "6666" })
+  .option("--dir <path>", "Serve the files of this checkpoint directory")
+  .option("--generate <spec>", "Serve generated files: <count>x<size>[:seed=<n>] (default 8x4MiB when no --dir)")
+  .option("--db-name <name>", "Name answered to _db_name", { default: "change.me.db" })
+  .option("--requirepass <pw>", "Password clients must AUTH with (or env KVR_REQUIREPASS)")
+  .option("--rate <MB/s>", "Replication bandwidth shared by all fetch connections, MB/s (0 = unlimited)", { default: "0" })
+  .option("--fault <spec>", "Fault to inject: kind[:key=value,...] (repeatable; see below)")
+  .option("--seq <n>", "The checkpoint's sequence number (never 0; default from the checkpoint, else 100)")
+  .option("--heartbeat <duration>", "Interval of 'ping' heartbeats on a PSYNC stream", { default: "2s" })
+  .option("--send-timeout <duration>", "Drop a client that does not read for this long", { default: "30s" })
+  .option("--idle-timeout <duration>", "Drop a client that sends no command for this long (0 = never)", { default: "300s" })
+  .option("--write-rate <n/s>", "Produce this many WriteBatches per second for PSYNC streams (0 = none)", { default: "0" })
+  .option("--wal-window <n>", "WriteBatches retained for PSYNC; older sequences need a full sync", { default: "100000" })
+  .example("  kvr master --generate 64x4MiB --rate 25 --port 6666")
+  .example("  kvr master --dir /var/lib/kvrocks/checkpoint --requirepass secret")
+  .example("  kvr master --fault stall:after-bytes=10MiB --fault delay:ms=200,on=_fetch_meta")
+  .example("  redis-cli -p 6666 KVR FAULT ADD reset:after-files=3,once")
+  .example(
+    "\nFaults (kind[:key=value,...]):\n" +
+      "  stall            stop sending and reading, keep the socket open (no FIN, no RST)\n" +
+      "  close | reset    FIN | RST\n" +
+      "  delay:ms=N       latency before each reply/chunk\n" +
+      "  bandwidth:rate=R per-connection bytes/s (units: 1MiB)\n" +
+      "  trickle:bytes=N,every=D   alive but crawling\n" +
+      "  error:cmd=C,msg=M         reply M (an error line) to command C\n" +
+      "  refuse           stop accepting (listener closed)\n" +
+      "  blackhole-accept accept queue never drained: connects hang\n" +
+      "Triggers: after-bytes=, after-files=, on=<command>, after-ms=, conns=<n>, once\n" +
+      "Run time: KVR FAULT ADD <spec> | KVR FAULT CLEAR | KVR FAULT LIST; SIGUSR1 stalls all, SIGUSR2 clears",
+  )
+  .action(action("master"));
+
+cli
+  .command("replica", "Kvrocks-compatible replica with deadlines, instant stop and a CLUSTERX admin port")
+  .option("--dir <path>", "Target directory for the checkpoint files (required)")
+  .option("--master <host:port>", "Master to sync from (else wait for SETNODES or SLAVEOF)")
+  .option("--bind <host>", "Admin port address", { default: "127.0.0.1" })
+  .option("--port <port>", "Admin port (0 = a free one)", { default: "6667" })
+  .option("--node-id <id>", "This node's 40-character cluster node id")
+  .option("--masterauth <pw>", "Password for the master (or env KVR_MASTERAUTH)")
+  .option("--requirepass <pw>", "Password for the admin port (or env KVR_REQUIREPASS)")
+  .option("--db-name <name>", "Expected master db name", { default: "change.me.db" })
+  .option("--connect-timeout <duration>", "Connect deadline on every connection", { default: "3s" })
+  .option("--read-timeout <duration>", "Idle read deadline on every connection during sync", { default: "3s" })
+  .option("--stream-timeout <duration>", "Idle read deadline on the incremental stream", { default: "10s" })
+  .option("--workers <n>", "Fetch connections: auto (1 for ≤20 files, else 4) or a number", { default: "auto" })
+  .option("--retry-delay <duration>", "First delay before a retry (exponential backoff with jitter, cap 30s)", { default: "1s" })
+  .option("--max-retries <n>", "Give up after this many failed attempts (default: never)")
+  .option("--max-file-size <size>", "Largest file size a master may announce", { default: "64GiB" })
+  .option("--stream-fsync <policy>", "always | 1s | never: fsync of kvr-stream.log", { default: "1s" })
+  .option("--lag-probe", "Poll the master's INFO for master_repl_offset and report lag")
+  .option("--once", "Exit after one completed full sync, with a summary")
+  .example("  kvr replica --dir ./replica --master 127.0.0.1:6666 --once")
+  .example("  kvr replica --dir ./replica --port 6667 --node-id $(printf 'b%.0s' {1..40})")
+  .action(action("replica"));
+
+cli
+  .command("setnodes", "Validate a topology and push it (CLUSTERX SETNODES) to nodes under deadlines")
+  .option("--nodes-file <path>", "Topology file ('-' = stdin)")
+  .option("--nodes <string>", "Topology string (a literal \\n separates nodes)")
+  .option("--node <line>", "One node: '<id> <host> <port> <role> <master|-> [slots]' (repeatable)")
+  .option("--version <n>", "Topology version to set")
+  .option("--bump", "Use max(CLUSTERX VERSION of the targets) + 1")
+  .option("--force", "Send FORCE (accept a lower version; re-pick myself by address)")
+  .option("--target <host:port>", "Node to push to (repeatable)")
+  .option("--all", "Push to every node in the topology")
+  .option("--connect-timeout <duration>", "Connect deadline per target", { default: "3s" })
+  .option("--timeout <duration>", "Reply deadline per target", { default: "3s" })
+  .option("--auth <pw>", "Password for the targets (or env KVR_AUTH)")
+  .option("--set-node-id", "Send CLUSTERX SETNODEID <the target's id in the topology> first")
+  .option("--dry-run", "Validate and print the canonical topology; send nothing")
+  .option("--verify", "Read CLUSTERX VERSION back from every target and report stragglers")
+  .option("--retries <n>", "Re-push to failed targets this many times, with backoff", { default: "0" })
+  .example("  kvr setnodes --nodes-file cluster.txt --version 7 --all --verify")
+  .example('  kvr setnodes --node "$A 10.0.0.1 6666 master - 0-16383" --node "$B 10.0.0.2 6666 slave $A" --bump --all')
+  .example("  kvr setnodes --nodes-file cluster.txt --version 7 --dry-run")
+  .action(action("setnodes"));
+
+cli
+  .command("drill", "Reproduce the Kvrocks hang end to end (master cut mid full sync, SETNODES) and give a verdict")
+  .option("--cut <mode>", "stall (app level: no FIN/RST) | netns (kernel level, needs root + iproute2)", { default: "stall" })
+  .option("--cut-at <fraction>", "Cut once this share of the checkpoint was served", { default: "30%" })
+  .option("--switch-to <role>", "replica (move to master B) | master", { default: "replica" })
+  .option("--new-master <kind>", "kvr (a second kvr master) | blackhole (an address that never answers)", { default: "kvr" })
+  .option("--budget <duration>", "SETNODES must return within this", { default: "6s" })
+  .option("--give-up <duration>", "Stop waiting for a hung SETNODES after this", { default: "30s" })
+  .option("--replica <host:port>", "Drill this running node (Kvrocks in cluster mode) instead of a kvr replica")
+  .option("--auth <pw>", "Password of the node under test (or env KVR_AUTH)")
+  .option("--advertise-host <host>", "Address the node under test reaches the masters at", { default: "127.0.0.1" })
+  .option("--files <n>", "Generated checkpoint: number of files", { default: "64" })
+  .option("--file-size <size>", "Generated checkpoint: size of each file", { default: "2MiB" })
+  .option("--rate <MB/s>", "Master A's rate limit (default: a full sync takes ~10 s)")
+  .option("--read-timeout <duration>", "The kvr replica's read deadline", { default: "3s" })
+  .option("--repeat <n>", "Run the drill n times; report min/median/p99 SETNODES latency", { default: "1" })
+  .example("  kvr drill")
+  .example("  kvr drill --cut netns --repeat 5 --json")
+  .example("  kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1 --auth secret")
+  .action(action("drill"));
+
+cli.help();
+cli.version(pkg.version);
+
+function makeOutput(opts: Options): Output {
+  const level = String(opts.logLevel ?? "info");
+  if (!isLevel(level)) throw new UsageError(`--log-level: '${level}' is not one of debug, info, warn, error`);
+  return createOutput({
+    json: !!opts.json,
+    level,
+    color: wantColor(opts.color === false ? false : undefined, process.stdout.isTTY),
+  });
+}
+
+function reportError(e: unknown, out?: Output): number {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (e instanceof UsageError || (e as Error)?.name === "CACError") {
+    process.stderr.write(`kvr: ${msg.replace(/^Unknown option/, "unknown option")}\n${"Run 'kvr --help' or 'kvr <command> --help'."}\n`);
+    return EXIT.USAGE;
+  }
+  if (out) out.error(msg);
+  else process.stderr.write(`kvr: ${msg}\n`);
+  if (process.env.KVR_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + "\n");
+  return EXIT.FAIL;
+}
+
+/**
+ * The argument parser turns numeric-looking values into numbers ("0123" → 123, a 40-digit node
+ * id → a float). Values of options that take one are marked before parsing and unmarked after,
+ * so every value reaches the commands exactly as typed.
+ */
+const MARK = "\u0001";
+function protect(argv: string[]): string[] {
+  const valued = new Set<string>();
+  for (const cmd of [cli.globalCommand, ...cli.commands]) {
+    for (const o of cmd.options) if (!o.isBoolean) for (const n of o.names) valued.add(n);
+  }
+  const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)=(.*)$/s.exec(a);
+    if (m) {
+      out.push(valued.has(camel(m[1])) ? `--${m[1]}=${MARK}${m[2]}` : a);
+      continue;
+    }
+    out.push(a);
+    if (a.startsWith("--") && valued.has(camel(a.slice(2))) && i + 1 < argv.length) out.push(MARK + argv[++i]);
+  }
+  return out;
+}
+function unprotect(v: unknown): unknown {
+  if (typeof v === "string") return v.startsWith(MARK) ? v.slice(1) : v;
+  if (Array.isArray(v)) return v.map(unprotect);
+  return v;
+}
+
+async function main(): Promise<number> {
+  const argv = protect(process.argv.slice(2));
+  let parsed;
+  try {
+    parsed = cli.parse(["", "kvr", ...argv], { run: false });
+  } catch (e) {
+    return reportError(e);
+  }
+  for (const k of Object.keys(parsed.options)) parsed.options[k] = unprotect(parsed.options[k]);
+  if (parsed.options.help || parsed.options.h || parsed.options.version || parsed.options.v) return EXIT.OK;
+  if (!cli.matchedCommand) {
+    if (parsed.args.length > 0) {
+      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill.\n`);
+      return EXIT.USAGE;
+    }
+    cli.outputHelp();
+    return EXIT.OK;
+  }
+  try {
+    await cli.runMatchedCommand();
+  } catch (e) {
+    return reportError(e);
+  }
+  return exitCode ?? EXIT.OK;
+}
+
+const code = await main();
+// Flush stdout before exiting (pipes may be slow to drain).
+await new Promise<void>((r) => (process.stdout.write("") ? r() : process.stdout.once("drain", () => r())));
+process.exit(code);

@@ -1,0 +1,366 @@
+/**
+ * The deadline connection: every wait (read a line, read exactly n bytes, write and drain) races
+ * its own idle deadline and the caller's AbortSignal. Whichever comes first settles it.
+ *
+ * Built on node:net as Bun implements it (chosen by measurement: see bench/socket-api.ts and the
+ * README). Deadlines are our own timers: Bun's socket.setTimeout()/timeout() are not relied upon.
+ */
+import type { Socket } from "node:net";
+import { NetError, fromSystemError, protocolError } from "./errors.ts";
+
+export const DEFAULT_CONNECT_MS = 3000;
+export const DEFAULT_READ_MS = 3000;
+export const DEFAULT_WRITE_MS = 30_000;
+/** Bytes buffered from the socket before it is paused (read backpressure). */
+const HIGH_WATER = 1 << 20;
+const DEFAULT_MAX_LINE = 64 * 1024;
+
+export interface ConnOptions {
+  /** Idle read deadline in ms: no byte for this long fails the pending read. 0 disables. */
+  readMs?: number;
+  /** Deadline for a write to drain, in ms. 0 disables. */
+  writeMs?: number;
+  /** Aborting settles every pending wait at once with code ABORTED and destroys the socket. */
+  signal?: AbortSignal;
+}
+
+/** A resumable parser fed chunk by chunk (lib/resp implements it). */
+export interface FrameParser<T> {
+  /** Consume bytes from `chunk`; report how many were used and whether a frame completed. */
+  feed(chunk: Uint8Array): { used: number; done: boolean; value?: T };
+}
+
+/** Receives streamed bytes; may return a promise to apply backpressure. */
+export type Sink = (chunk: Uint8Array) => void | Promise<void>;
+
+type Waiter = { resolve: () => void; reject: (e: NetError) => void };
+
+export class Conn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** "host:port" of the peer, for messages. */
+  readonly peer: string;
+  readMs: number;
+  writeMs: number;
+  bytesRead = 0;
+
+  private readonly sock: Socket;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private paused = false;
+  private eof = false;
+  private failure: NetError | null = null;
+  private reader: Waiter | null = null;
+  private readTimer: ReturnType<typeof setTimeout> | null = null;
+  private writers = new Set<Waiter>();
+  private readonly signal?: AbortSignal;
+  private readonly onAbort = () => this.fail(new NetError("ABORTED", `aborted (connection with ${this.peer})`, { peer: this.peer, bytesRead: this.bytesRead }), true);
+  /** Resolves once the socket is fully closed. */
+  readonly closed: Promise<void>;
+
+  constructor(sock: Socket, opts: ConnOptions = {}) {
+    this.sock = sock;
+    this.readMs = opts.readMs ?? DEFAULT_READ_MS;
+    this.writeMs = opts.writeMs ?? DEFAULT_WRITE_MS;
+    this.remoteAddress = sock.remoteAddress ?? "?";
+    this.remotePort = sock.remotePort ?? 0;
+    this.localAddress = sock.localAddress ?? "?";
+    this.localPort = sock.localPort ?? 0;
+    this.peer = `${this.remoteAddress}:${this.remotePort}`;
+    sock.setNoDelay(true);
+    this.closed = new Promise((resolve) => sock.once("close", () => resolve()));
+    sock.on("data", (chunk: Buffer) => {
+      this.bytesRead += chunk.length;
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+      if (this.buffered >= HIGH_WATER && !this.paused) {
+        this.paused = true;
+        sock.pause();
+      }
+      this.wakeReader();
+    });
+    sock.on("end", () => {
+      this.eof = true;
+      this.wakeReader();
+    });
+    sock.on("error", (e) => this.fail(fromSystemError(e, this.peer, this.bytesRead), false));
+    sock.on("close", () => {
+      this.eof = true;
+      this.fail(new NetError("CLOSED", `connection with ${this.peer} closed after ${this.bytesRead} bytes`, { peer: this.peer, bytesRead: this.bytesRead }), false);
+      this.signal?.removeEventListener("abort", this.onAbort);
+      if (this.readTimer) clearTimeout(this.readTimer);
+    });
+    sock.on("drain", () => {
+      const ws = [...this.writers];
+      this.writers.clear();
+      for (const w of ws) w.resolve();
+    });
+    if (opts.signal) {
+      this.signal = opts.signal;
+      if (opts.signal.aborted) this.onAbort();
+      else opts.signal.addEventListener("abort", this.onAbort, { once: true });
+    }
+  }
+
+  /** True once the connection failed, was aborted, or closed. */
+  get isClosed(): boolean {
+    return this.failure !== null || this.sock.destroyed;
+  }
+
+  /** Bytes written to the socket so far. */
+  get bytesWritten(): number {
+    return this.sock.bytesWritten ?? 0;
+  }
+
+  /** Bytes received and not yet consumed by a read. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  // ---- failure and waking ----
+
+  private fail(err: NetError, destroy: boolean): void {
+    if (!this.failure) this.failure = err;
+    const r = this.reader;
+    this.reader = null;
+    if (this.readTimer) {
+      clearTimeout(this.readTimer);
+      this.readTimer = null;
+    }
+    r?.reject(this.failure);
+    const ws = [...this.writers];
+    this.writers.clear();
+    for (const w of ws) w.reject(this.failure);
+    if (destroy && !this.sock.destroyed) this.sock.destroy();
+  }
+
+  private wakeReader(): void {
+    const r = this.reader;
+    if (r) {
+      this.reader = null;
+      r.resolve();
+    }
+  }
+
+  private readonly onReadTimeout = () => {
+    this.readTimer = null;
+    if (!this.reader) return;
+    const err = new NetError("READ_TIMEOUT", `no data from ${this.peer} for ${this.readMs} ms (after ${this.bytesRead} bytes)`, {
+      peer: this.peer,
+      bytesRead: this.bytesRead,
+    });
+    // A read deadline ends the connection: the stream position is unknown to the caller.
+    this.fail(err, true);
+  };
+
+  /** Wait until more data, EOF, the read deadline, an error or an abort. */
+  private waitData(): Promise<void> {
+    if (this.failure && this.buffered === 0) return Promise.reject(this.failure);
+    if (this.eof) return Promise.resolve();
+    if (this.paused) {
+      this.paused = false;
+      this.sock.resume();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.reader = { resolve, reject };
+      if (this.readMs > 0) {
+        if (this.readTimer) this.readTimer.refresh();
+        else this.readTimer = setTimeout(this.onReadTimeout, this.readMs);
+      }
+    });
+  }
+
+  private closedError(what: string): NetError {
+    if (this.failure && this.failure.code !== "CLOSED") return this.failure;
+    return new NetError("CLOSED", `connection closed by ${this.peer} ${what} (after ${this.bytesRead} bytes)`, {
+      peer: this.peer,
+      bytesRead: this.bytesRead,
+    });
+  }
+
+  private take(max: number): Buffer {
+    const head = this.chunks[0];
+    let out: Buffer;
+    if (head.length <= max) {
+      this.chunks.shift();
+      out = head;
+    } else {
+      out = head.subarray(0, max);
+      this.chunks[0] = head.subarray(max);
+    }
+    this.buffered -= out.length;
+    if (this.paused && this.buffered < HIGH_WATER / 2) {
+      this.paused = false;
+      this.sock.resume();
+    }
+    return out;
+  }
+
+  private unshift(b: Buffer): void {
+    if (b.length === 0) return;
+    this.chunks.unshift(b);
+    this.buffered += b.length;
+  }
+
+  // ---- reads ----
+
+  /** Read one line ending in CRLF (or LF); returns it without the terminator. */
+  async readLine(maxLength = DEFAULT_MAX_LINE): Promise<string> {
+    const parts: Buffer[] = [];
+    let len = 0;
+    for (;;) {
+      while (this.buffered > 0) {
+        const head = this.chunks[0];
+        const nl = head.indexOf(10);
+        if (nl >= 0) {
+          parts.push(this.take(nl + 1));
+          const all = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+          const end = all.length >= 2 && all[all.length - 2] === 13 ? all.length - 2 : all.length - 1;
+          if (end > maxLength) throw protocolError(`line from ${this.peer} longer than ${maxLength} bytes`, this.peer);
+          return all.toString("latin1", 0, end);
+        }
+        const b = this.take(head.length);
+        parts.push(b);
+        len += b.length;
+        if (len > maxLength + 1) {
+          this.fail(protocolError(`line from ${this.peer} longer than ${maxLength} bytes`, this.peer), true);
+          throw this.failure;
+        }
+      }
+      if (this.eof) throw this.closedError("in the middle of a line");
+      await this.waitData();
+    }
+  }
+
+  /** Read exactly `n` bytes, handing each piece to `sink` (awaited: backpressure). */
+  async readExactly(n: number, sink: Sink): Promise<void> {
+    let left = n;
+    while (left > 0) {
+      if (this.buffered === 0) {
+        if (this.eof) throw this.closedError(`with ${left} of ${n} bytes still expected`);
+        await this.waitData();
+        continue;
+      }
+      const b = this.take(left);
+      left -= b.length;
+      const r = sink(b);
+      if (r) await this.race(r);
+    }
+  }
+
+  /** Read exactly `n` bytes into one buffer (small reads only). */
+  async readBytes(n: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    await this.readExactly(n, (c) => void parts.push(c as Buffer));
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
+  }
+
+  /** Read one frame with a resumable parser (e.g. a RESP decoder). */
+  async read<T>(parser: FrameParser<T>): Promise<T> {
+    for (;;) {
+      while (this.buffered > 0) {
+        const chunk = this.take(Infinity);
+        let r;
+        try {
+          r = parser.feed(chunk);
+        } catch (e) {
+          if (e instanceof NetError) this.fail(e, true);
+          throw e;
+        }
+        if (r.used < chunk.length) this.unshift(chunk.subarray(r.used));
+        if (r.done) return r.value as T;
+      }
+      if (this.eof) throw this.closedError("before a complete reply");
+      await this.waitData();
+    }
+  }
+
+  /** Wait for any bytes; returns null at EOF. */
+  async readChunk(): Promise<Buffer | null> {
+    for (;;) {
+      if (this.buffered > 0) return this.take(Infinity);
+      if (this.eof) return null;
+      await this.waitData();
+    }
+  }
+
+  /** Race a promise against this connection's failure (abort, error). */
+  private race<T>(p: Promise<T>): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<T>((resolve, reject) => {
+      const w: Waiter = { resolve: () => {}, reject };
+      this.writers.add(w);
+      p.then(
+        (v) => {
+          this.writers.delete(w);
+          resolve(v);
+        },
+        (e) => {
+          this.writers.delete(w);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  // ---- writes ----
+
+  /** Write and, when the socket's buffer is full, wait for drain (write deadline, abort). */
+  write(data: Uint8Array | string): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.sock.write(data)) return Promise.resolve();
+    return this.drain();
+  }
+
+  /** Wait until the socket's write buffer drains. */
+  drain(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!this.sock.writableNeedDrain) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const w: Waiter = {
+        resolve: () => {
+          if (timer) clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          if (timer) clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.writers.add(w);
+      if (this.writeMs > 0) {
+        timer = setTimeout(() => {
+          this.fail(
+            new NetError("WRITE_TIMEOUT", `${this.peer} did not read for ${this.writeMs} ms (write stalled)`, { peer: this.peer, bytesRead: this.bytesRead }),
+            true,
+          );
+        }, this.writeMs);
+      }
+    });
+  }
+
+  /** Half-close: send FIN after pending writes. Reads may continue. */
+  end(): void {
+    if (!this.sock.destroyed) this.sock.end();
+  }
+
+  /**
+   * Close now. `reset: true` sends RST (node:net resetAndDestroy, which Bun implements via
+   * SO_LINGER 0); otherwise a plain destroy (FIN if the kernel can still send it).
+   */
+  destroy(reset = false): void {
+    if (this.sock.destroyed) return;
+    if (reset && typeof this.sock.resetAndDestroy === "function") this.sock.resetAndDestroy();
+    else this.sock.destroy();
+    this.fail(new NetError("CLOSED", `connection with ${this.peer} closed locally`, { peer: this.peer, bytesRead: this.bytesRead }), false);
+  }
+
+  /** Stop reading from the kernel (used by the stall fault): the peer's writes back up. */
+  pauseReading(): void {
+    this.paused = true;
+    this.sock.pause();
+  }
+}

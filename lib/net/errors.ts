@@ -1,0 +1,67 @@
+/**
+ * Typed network errors. Callers branch on `code`, never on message text.
+ */
+export type NetErrorCode =
+  | "CONNECT_TIMEOUT"
+  | "READ_TIMEOUT"
+  | "WRITE_TIMEOUT"
+  | "ABORTED"
+  | "CLOSED"
+  | "RESET"
+  | "REFUSED"
+  | "DNS"
+  | "PROTOCOL"
+  | "IO";
+
+export class NetError extends Error {
+  readonly code: NetErrorCode;
+  /** Bytes received on the connection before the error (CLOSED carries it; others when known). */
+  readonly bytesRead?: number;
+  /** Remote peer "host:port" when known. */
+  readonly peer?: string;
+
+  constructor(code: NetErrorCode, message: string, extra: { bytesRead?: number; peer?: string; cause?: unknown } = {}) {
+    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.name = "NetError";
+    this.code = code;
+    this.bytesRead = extra.bytesRead;
+    this.peer = extra.peer;
+  }
+}
+
+/** True when `e` is a NetError, optionally of one of the given codes. */
+export function isNetError(e: unknown, ...codes: NetErrorCode[]): e is NetError {
+  return e instanceof NetError && (codes.length === 0 || codes.includes(e.code));
+}
+
+/** A protocol violation by the peer (bad framing, limits exceeded, unexpected reply). */
+export function protocolError(message: string, peer?: string): NetError {
+  return new NetError("PROTOCOL", message, { peer });
+}
+
+/** Map a Node/Bun socket error to a NetError. */
+export function fromSystemError(e: unknown, peer: string, bytesRead: number): NetError {
+  if (e instanceof NetError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const code = err?.code ?? "";
+  const msg = err?.message ?? String(e);
+  switch (code) {
+    case "ECONNREFUSED":
+      return new NetError("REFUSED", `connection refused by ${peer}`, { peer, cause: e });
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EAI_NONAME":
+    case "EAI_FAIL":
+      return new NetError("DNS", `cannot resolve host for ${peer}: ${msg}`, { peer, cause: e });
+    case "ECONNRESET":
+      return new NetError("RESET", `connection reset by ${peer} after ${bytesRead} bytes`, { peer, bytesRead, cause: e });
+    case "EPIPE":
+      return new NetError("CLOSED", `connection closed by ${peer} (broken pipe) after ${bytesRead} bytes`, {
+        peer,
+        bytesRead,
+        cause: e,
+      });
+    default:
+      return new NetError("IO", `socket error with ${peer}: ${code ? code + " " : ""}${msg}`, { peer, bytesRead, cause: e });
+  }
+}

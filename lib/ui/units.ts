@@ -1,0 +1,92 @@
+/**
+ * Parsing of command-line sizes, durations and addresses. Each parser throws UsageError
+ * naming the flag, so the CLI prints one line and exits 2.
+ */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  t: 1e12,
+  tb: 1e12,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+
+/** "64MiB", "1.5GB", "4096" (bare = bytes) → bytes. */
+export function parseSize(flag: string, v: unknown): number {
+  const s = String(v).trim();
+  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(s);
+  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`--${flag}: '${s}' is not a size (examples: 4096, 64KiB, 64MiB, 1.5GB)`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+const DURATION_UNITS: Record<string, number> = { "": 1, ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
+
+/** "3s", "250ms", "1.5s", "2m", "500" (bare = milliseconds) → milliseconds. */
+export function parseDuration(flag: string, v: unknown): number {
+  const s = String(v).trim();
+  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(s);
+  const unit = m ? DURATION_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`--${flag}: '${s}' is not a duration (examples: 3s, 250ms, 1.5s, 2m; bare numbers are ms)`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** A non-negative integer, within [min, max]. */
+export function parseIntFlag(flag: string, v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const s = String(v).trim();
+  if (!/^\d+$/.test(s) || Number(s) < min || Number(s) > max) {
+    throw new UsageError(`--${flag}: '${s}' is not a whole number between ${min} and ${max}`);
+  }
+  return Number(s);
+}
+
+/** A TCP port 0..65535 (0 = pick a free one). */
+export function parsePort(flag: string, v: unknown): number {
+  return parseIntFlag(flag, v, 0, 65535);
+}
+
+/** "host:port" or "[v6]:port" → { host, port }. */
+export function parseHostPort(flag: string, v: unknown): { host: string; port: number } {
+  const s = String(v).trim();
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:\s]+):(\d+)$/.exec(s);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`--${flag}: '${s}' is not host:port (example: 127.0.0.1:6666)`);
+  return { host: m[1], port: Number(m[2]) };
+}
+
+/** Repeated flags arrive as arrays from the parser; single ones as a value. */
+export function list(v: unknown): string[] {
+  if (v === undefined || v === null || v === false) return [];
+  return (Array.isArray(v) ? v : [v]).map(String);
+}
+
+/** Format bytes for humans: 1.5 MiB. */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let x = n;
+  while (x >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2)} ${units[i]}`;
+}
+
+/** Format milliseconds for humans: 850 ms, 3.20 s. */
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms.toFixed(ms < 10 ? 1 : 0)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
