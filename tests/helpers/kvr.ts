@@ -1,0 +1,126 @@
+/**
+ * Test helpers: run the compiled kvr binary as a child process and read its --json events.
+ * KVR_BIN overrides the binary (default dist/kvr, built by `npm test`).
+ */
+import { resolve } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+
+export const KVR_BIN = process.env.KVR_BIN ?? resolve(import.meta.dir, "../../dist/kvr");
+
+export interface KvrEvent {
+  event: string;
+  [k: string]: unknown;
+}
+
+export interface KvrProcess {
+  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  /** Every --json event seen on stdout so far. */
+  events: KvrEvent[];
+  /** Everything seen on stderr so far. */
+  stderr(): string;
+  /** Wait for the first event matching `pred` (including ones already seen). */
+  waitEvent(pred: (e: KvrEvent) => boolean, timeoutMs?: number): Promise<KvrEvent>;
+  /** Send a signal and wait for exit (SIGKILL after `graceMs`). Returns the exit code. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>;
+  exited: Promise<number>;
+}
+
+/** Spawn `kvr <args> --json`, collecting NDJSON events from stdout. */
+export function spawnKvr(args: string[], env: Record<string, string> = {}): KvrProcess {
+  const proc = Bun.spawn([KVR_BIN, ...args, "--json"], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, NO_COLOR: "1", ...env },
+  });
+  const events: KvrEvent[] = [];
+  let err = "";
+  const waiters = new Set<() => void>();
+  const notify = () => {
+    for (const w of [...waiters]) w();
+  };
+  (async () => {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const chunk of proc.stdout) {
+      buf += dec.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          events.push(JSON.parse(line));
+        } catch {
+          events.push({ event: "_text", text: line });
+        }
+      }
+      notify();
+    }
+    notify();
+  })();
+  (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stderr) err += dec.decode(chunk, { stream: true });
+  })();
+  const exited = proc.exited;
+  exited.then(notify);
+  return {
+    proc,
+    events,
+    stderr: () => err,
+    exited,
+    waitEvent(pred, timeoutMs = 10_000) {
+      return new Promise((resolvePromise, reject) => {
+        const check = () => {
+          const e = events.find(pred);
+          if (e) {
+            cleanup();
+            resolvePromise(e);
+          } else if (proc.exitCode !== null || proc.signalCode !== null) {
+            cleanup();
+            reject(new Error(`kvr exited (${proc.exitCode ?? proc.signalCode}) before the expected event; stderr:\n${err}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`no matching event within ${timeoutMs} ms; events: ${JSON.stringify(events).slice(-2000)}\nstderr:\n${err.slice(-2000)}`));
+        }, timeoutMs);
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    async stop(signal = "SIGTERM", graceMs = 3000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const t = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+/** Run kvr to completion; returns exit code, stdout, stderr. */
+export async function runKvr(args: string[], opts: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {}) {
+  const proc = Bun.spawn([KVR_BIN, ...args], {
+    stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, NO_COLOR: "1", ...(opts.env ?? {}) },
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** A fresh temp directory, removed by the returned cleanup. */
+export function tempDir(prefix = "kvr-test-"): { path: string; cleanup: () => void } {
+  const path = mkdtempSync(resolve(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
