@@ -1,0 +1,291 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { connect, listen, listenNoAccept, NetError, type Conn, type Server } from "../../lib/net/index.ts";
+import { fromSystemError } from "../../lib/net/errors.ts";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function server(onConn: (c: Conn) => void = () => {}): Promise<Server> {
+  const s = await listen("127.0.0.1", 0, onConn, { readMs: 0 });
+  cleanups.push(() => s.close(50));
+  return s;
+}
+
+async function failure(p: Promise<unknown>): Promise<{ err: NetError; ms: number }> {
+  const t0 = performance.now();
+  try {
+    await p;
+  } catch (e) {
+    return { err: e as NetError, ms: performance.now() - t0 };
+  }
+  throw new Error("expected a failure");
+}
+
+async function freePort(): Promise<number> {
+  const s = await listen("127.0.0.1", 0, () => {});
+  const port = s.port;
+  await s.close(0);
+  return port;
+}
+
+describe("read deadline (idle)", () => {
+  test("a 3 s read deadline on a silent peer fires in [2.5, 4.5] s with READ_TIMEOUT", async () => {
+    const s = await server();
+    const c = await connect("127.0.0.1", s.port, { readMs: 3000 });
+    const { err, ms } = await failure(c.readLine());
+    expect(err.code).toBe("READ_TIMEOUT");
+    expect(ms).toBeGreaterThanOrEqual(2500);
+    expect(ms).toBeLessThanOrEqual(4500);
+    expect(c.isClosed).toBe(true);
+  });
+
+  test("a 500 ms read deadline fires in [0.4, 1.5] s", async () => {
+    const s = await server();
+    const c = await connect("127.0.0.1", s.port, { readMs: 500 });
+    const { err, ms } = await failure(c.readExactly(10, () => {}));
+    expect(err.code).toBe("READ_TIMEOUT");
+    expect(ms).toBeGreaterThanOrEqual(400);
+    expect(ms).toBeLessThanOrEqual(1500);
+  });
+
+  test("a peer trickling a byte every 200 ms for 2 s never trips a 1 s deadline", async () => {
+    const s = await server(async (c) => {
+      for (let i = 0; i < 10; i++) {
+        await Bun.sleep(200);
+        await c.write("x");
+      }
+    });
+    const c = await connect("127.0.0.1", s.port, { readMs: 1000 });
+    let got = 0;
+    const t0 = performance.now();
+    await c.readExactly(10, (b) => void (got += b.length));
+    expect(got).toBe(10);
+    expect(performance.now() - t0).toBeGreaterThan(1800);
+  });
+});
+
+describe("connect", () => {
+  test("a full accept queue makes connect hang until the connect deadline (CONNECT_TIMEOUT)", async () => {
+    const hole = await listenNoAccept("127.0.0.1", 0);
+    cleanups.push(() => hole.close());
+    const { err, ms } = await failure(connect("127.0.0.1", hole.port, { connectMs: 700 }));
+    expect(err.code).toBe("CONNECT_TIMEOUT");
+    expect(ms).toBeGreaterThanOrEqual(600);
+    expect(ms).toBeLessThanOrEqual(2000);
+  });
+
+  test("a refused port fails at once with REFUSED", async () => {
+    const port = await freePort();
+    const { err, ms } = await failure(connect("127.0.0.1", port));
+    expect(err.code).toBe("REFUSED");
+    expect(ms).toBeLessThan(500);
+  });
+
+  test("resolver failures map to DNS (checked without sending a query anywhere)", () => {
+    const e = Object.assign(new Error("getaddrinfo ENOTFOUND nowhere"), { code: "ENOTFOUND" });
+    expect(fromSystemError(e, "nowhere:1", 0).code).toBe("DNS");
+    expect(fromSystemError(Object.assign(new Error("x"), { code: "ECONNREFUSED" }), "h:1", 0).code).toBe("REFUSED");
+    expect(fromSystemError(Object.assign(new Error("x"), { code: "ECONNRESET" }), "h:1", 5).bytesRead).toBe(5);
+  });
+
+  test("remote and local addresses are exposed", async () => {
+    const s = await server();
+    const c = await connect("127.0.0.1", s.port);
+    cleanups.push(() => c.destroy());
+    expect(c.remoteAddress).toBe("127.0.0.1");
+    expect(c.remotePort).toBe(s.port);
+    expect(c.localPort).toBeGreaterThan(0);
+    expect(c.peer).toBe(`127.0.0.1:${s.port}`);
+  });
+});
+
+describe("abort settles every pending wait at once", () => {
+  test("during connect", async () => {
+    const hole = await listenNoAccept("127.0.0.1", 0);
+    cleanups.push(() => hole.close());
+    const ac = new AbortController();
+    const p = connect("127.0.0.1", hole.port, { connectMs: 10_000, signal: ac.signal });
+    await Bun.sleep(100);
+    const t0 = performance.now();
+    ac.abort();
+    const { err } = await failure(p);
+    expect(err.code).toBe("ABORTED");
+    expect(performance.now() - t0).toBeLessThan(50);
+  });
+
+  test("during a blocked read", async () => {
+    const s = await server();
+    const ac = new AbortController();
+    const c = await connect("127.0.0.1", s.port, { readMs: 10_000, signal: ac.signal });
+    const p = c.readLine();
+    await Bun.sleep(100);
+    const t0 = performance.now();
+    ac.abort();
+    const { err } = await failure(p);
+    expect(err.code).toBe("ABORTED");
+    expect(performance.now() - t0).toBeLessThan(50);
+    expect(c.isClosed).toBe(true);
+    await c.closed;
+  });
+
+  test("during a blocked write (peer not reading, buffers full)", async () => {
+    const s = await server((c) => c.pauseReading());
+    const ac = new AbortController();
+    const c = await connect("127.0.0.1", s.port, { writeMs: 10_000, signal: ac.signal });
+    const block = Buffer.alloc(1 << 20, 1);
+    let pending: Promise<void> | null = null;
+    for (let i = 0; i < 200 && !pending; i++) {
+      const w = c.write(block);
+      const settled = await Promise.race([w.then(() => true), Bun.sleep(50).then(() => false)]);
+      if (!settled) pending = w;
+    }
+    expect(pending).not.toBeNull();
+    const t0 = performance.now();
+    ac.abort();
+    const { err } = await failure(pending!);
+    expect(err.code).toBe("ABORTED");
+    expect(performance.now() - t0).toBeLessThan(50);
+    await c.closed;
+  });
+
+  test("an already-aborted signal fails connect without a socket", async () => {
+    const s = await server();
+    const ac = new AbortController();
+    ac.abort();
+    const { err } = await failure(connect("127.0.0.1", s.port, { signal: ac.signal }));
+    expect(err.code).toBe("ABORTED");
+  });
+});
+
+describe("peer close and write deadline", () => {
+  test("peer FIN in the middle of readExactly → CLOSED with the byte count", async () => {
+    const s = await server(async (c) => {
+      await c.write(Buffer.alloc(1000, 7));
+      c.end();
+    });
+    const c = await connect("127.0.0.1", s.port, { readMs: 5000 });
+    let got = 0;
+    const { err } = await failure(c.readExactly(5000, (b) => void (got += b.length)));
+    expect(err.code).toBe("CLOSED");
+    expect(err.bytesRead).toBe(1000);
+    expect(got).toBe(1000);
+  });
+
+  test("peer RST → RESET", async () => {
+    const s = await server(async (c) => {
+      await c.write("abc");
+      await Bun.sleep(20);
+      c.destroy(true);
+    });
+    const c = await connect("127.0.0.1", s.port, { readMs: 5000 });
+    const { err } = await failure(c.readExactly(100, () => {}));
+    expect(err.code).toBe("RESET");
+  });
+
+  test("a peer that stops reading trips the write deadline (WRITE_TIMEOUT)", async () => {
+    const s = await server((c) => c.pauseReading());
+    const c = await connect("127.0.0.1", s.port, { writeMs: 500 });
+    const block = Buffer.alloc(1 << 20, 1);
+    const t0 = performance.now();
+    let err: NetError | null = null;
+    try {
+      for (let i = 0; i < 500; i++) await c.write(block);
+    } catch (e) {
+      err = e as NetError;
+    }
+    expect(err?.code).toBe("WRITE_TIMEOUT");
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+});
+
+describe("lines, frames and backpressure", () => {
+  test("readLine returns CRLF lines and enforces its max length with PROTOCOL", async () => {
+    const s = await server(async (c) => {
+      await c.write("hello\r\nworld\n" + "x".repeat(100) + "\r\n");
+    });
+    const c = await connect("127.0.0.1", s.port);
+    expect(await c.readLine()).toBe("hello");
+    expect(await c.readLine()).toBe("world");
+    const { err } = await failure(c.readLine(50));
+    expect(err.code).toBe("PROTOCOL");
+  });
+
+  test("a slow sink pauses the socket: buffered bytes stay bounded", async () => {
+    const total = 32 << 20;
+    const s = await server(async (c) => {
+      const block = Buffer.alloc(256 << 10, 3);
+      for (let sent = 0; sent < total; sent += block.length) await c.write(block);
+    });
+    const c = await connect("127.0.0.1", s.port, { readMs: 5000 });
+    let maxPending = 0;
+    let got = 0;
+    let calls = 0;
+    await c.readExactly(total, async (b) => {
+      got += b.length;
+      maxPending = Math.max(maxPending, c.pending);
+      if (++calls % 16 === 0) await Bun.sleep(1);
+    });
+    expect(got).toBe(total);
+    expect(maxPending).toBeLessThan(4 << 20);
+  });
+});
+
+describe("listen", () => {
+  test("close() stops accepting and ends live connections", async () => {
+    const s = await listen("127.0.0.1", 0, () => {}, { readMs: 0 });
+    const c = await connect("127.0.0.1", s.port, { readMs: 5000 });
+    await Bun.sleep(20);
+    expect(s.connections.size).toBe(1);
+    const t0 = performance.now();
+    await s.close(200);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(await c.readChunk()).toBeNull();
+    const { err } = await failure(connect("127.0.0.1", s.port));
+    expect(err.code).toBe("REFUSED");
+  });
+
+  test("accepted connections carry the server's read deadline", async () => {
+    let seen: NetError | null = null;
+    const done = Promise.withResolvers<void>();
+    const s = await listen(
+      "127.0.0.1",
+      0,
+      async (c) => {
+        try {
+          await c.readLine();
+        } catch (e) {
+          seen = e as NetError;
+        }
+        done.resolve();
+      },
+      { readMs: 300 },
+    );
+    cleanups.push(() => s.close(50));
+    const c = await connect("127.0.0.1", s.port);
+    cleanups.push(() => c.destroy());
+    await done.promise;
+    expect(seen!.code).toBe("READ_TIMEOUT");
+  });
+
+  test("stopAccepting refuses new connects while live ones stay; startAccepting resumes", async () => {
+    const s = await server(async (c) => {
+      for (;;) {
+        const l = await c.readLine().catch(() => null);
+        if (l === null) return;
+        await c.write(l + "\r\n");
+      }
+    });
+    const live = await connect("127.0.0.1", s.port);
+    cleanups.push(() => live.destroy());
+    await s.stopAccepting();
+    await Bun.sleep(20);
+    expect((await failure(connect("127.0.0.1", s.port))).err.code).toBe("REFUSED");
+    await live.write("still here\r\n");
+    expect(await live.readLine()).toBe("still here");
+    await s.startAccepting();
+    const again = await connect("127.0.0.1", s.port);
+    again.destroy();
+  });
+});
