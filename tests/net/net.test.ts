@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect, listen, listenNoAccept, NetError, type Conn, type Server } from "../../lib/net/index.ts";
 import { fromSystemError } from "../../lib/net/errors.ts";
+import { RespDecoder, replyText } from "../../lib/resp/index.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -229,6 +230,21 @@ describe("lines, frames and backpressure", () => {
     });
     expect(got).toBe(total);
     expect(maxPending).toBeLessThan(4 << 20);
+  });
+});
+
+describe("replication reply modes on one buffered reader", () => {
+  test("RESP value, bare line, size line, raw bytes and RESP again from a single write", async () => {
+    const s = await server(async (c) => {
+      await c.write("+OK\r\nchange.me.db\r\n5\r\nhello$4\r\nping\r\n");
+    });
+    const c = await connect("127.0.0.1", s.port);
+    cleanups.push(() => c.destroy());
+    expect(replyText(await c.read(new RespDecoder()))).toBe("OK");
+    expect(await c.readLine()).toBe("change.me.db");
+    expect(Number(await c.readLine())).toBe(5);
+    expect((await c.readBytes(5)).toString()).toBe("hello");
+    expect(replyText(await c.read(new RespDecoder()))).toBe("ping");
   });
 });
 
