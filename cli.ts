@@ -157,13 +157,26 @@ function makeOutput(opts: Options): Output {
 function reportError(e: unknown, out?: Output): number {
   const msg = e instanceof Error ? e.message : String(e);
   if (e instanceof UsageError || (e as Error)?.name === "CACError") {
-    process.stderr.write(`kvr: ${msg.replace(/^Unknown option/, "unknown option")}\n${"Run 'kvr --help' or 'kvr <command> --help'."}\n`);
+    const cmd = cli.matchedCommandName ? `kvr ${cli.matchedCommandName} --help` : "kvr --help";
+    process.stderr.write(`kvr: ${asTyped(msg)} (see '${cmd}')\n`);
     return EXIT.USAGE;
   }
   if (out) out.error(msg);
   else process.stderr.write(`kvr: ${msg}\n`);
   if (process.env.KVR_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + "\n");
   return EXIT.FAIL;
+}
+
+/** The parser reports flags camelCased (`--bogusFlag`); name them as the user typed them. */
+function asTyped(msg: string): string {
+  const m = /^Unknown option `-{1,2}([^`]+)`/.exec(msg);
+  if (!m) return msg;
+  const typed = process.argv.slice(2).find((a) => {
+    const name = a.replace(/^-{1,2}/, "").replace(/=.*$/s, "");
+    const camel = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    return a.startsWith("-") && (camel === m[1] || camel === `no${m[1][0].toUpperCase()}${m[1].slice(1)}`);
+  });
+  return `unknown option '${typed?.replace(/=.*$/s, "") ?? "--" + m[1]}'`;
 }
 
 /**
@@ -212,6 +225,11 @@ async function main(): Promise<number> {
   for (const k of Object.keys(parsed.options)) parsed.options[k] = unprotect(parsed.options[k]);
   if (parsed.options.help || parsed.options.h || parsed.options.version || parsed.options.v) return EXIT.OK;
   if (!cli.matchedCommand) {
+    try {
+      cli.globalCommand.checkUnknownOptions();
+    } catch (e) {
+      return reportError(e);
+    }
     if (parsed.args.length > 0) {
       process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill.\n`);
       return EXIT.USAGE;

@@ -1,0 +1,103 @@
+import { describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { KVR_BIN, runKvr } from "../helpers/kvr.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { UsageError, formatBytes, parseDuration, parseHostPort, parseSize } from "../../lib/ui/units.ts";
+
+describe("compiled binary", () => {
+  test("the binary exists (npm test builds it first)", () => {
+    expect(existsSync(KVR_BIN)).toBe(true);
+  });
+
+  test("--help lists every command and exits 0", async () => {
+    const r = await runKvr(["--help"]);
+    expect(r.code).toBe(0);
+    for (const c of ["master", "replica", "setnodes", "drill", "--json", "--log-level", "--no-color"]) expect(r.stdout).toContain(c);
+  });
+
+  test("--version prints the package version and exits 0", async () => {
+    const r = await runKvr(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(pkg.version);
+  });
+
+  test("each command's --help teaches with examples", async () => {
+    for (const c of ["master", "replica", "setnodes", "drill"]) {
+      const r = await runKvr([c, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("Examples:");
+      expect(r.stdout).toContain(`kvr ${c}`);
+    }
+  });
+
+  test("an unknown flag exits 2 with a one-line error naming the flag", async () => {
+    const r = await runKvr(["setnodes", "--no-such-flag", "--bogus-flag"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split("\n")[0]).toContain("--no-such-flag");
+    expect(r.stdout).toBe("");
+  });
+
+  test("an unknown command exits 2", async () => {
+    const r = await runKvr(["frobnicate"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("frobnicate");
+  });
+
+  test("a bad --log-level value exits 2 naming the flag", async () => {
+    const r = await runKvr(["setnodes", "--log-level", "loud"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--log-level");
+  });
+
+  test("a bad duration value exits 2 naming the flag", async () => {
+    const r = await runKvr(["drill", "--budget", "soon"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--budget");
+  });
+});
+
+describe("units", () => {
+  test("sizes accept binary and decimal units; bare numbers are bytes", () => {
+    expect(parseSize("s", "64MiB")).toBe(64 * 1024 * 1024);
+    expect(parseSize("s", "1GB")).toBe(1e9);
+    expect(parseSize("s", "1.5GB")).toBe(1.5e9);
+    expect(parseSize("s", "4096")).toBe(4096);
+    expect(parseSize("s", "2kib")).toBe(2048);
+    expect(() => parseSize("file-size", "lots")).toThrow(UsageError);
+    expect(() => parseSize("file-size", "lots")).toThrow("--file-size");
+  });
+
+  test("durations accept ms, s, m, h; bare numbers are milliseconds", () => {
+    expect(parseDuration("d", "3s")).toBe(3000);
+    expect(parseDuration("d", "250ms")).toBe(250);
+    expect(parseDuration("d", "1.5s")).toBe(1500);
+    expect(parseDuration("d", "2m")).toBe(120_000);
+    expect(parseDuration("d", "700")).toBe(700);
+    expect(() => parseDuration("timeout", "-1s")).toThrow("--timeout");
+  });
+
+  test("host:port, including IPv6 in brackets", () => {
+    expect(parseHostPort("t", "127.0.0.1:6666")).toEqual({ host: "127.0.0.1", port: 6666 });
+    expect(parseHostPort("t", "[::1]:7000")).toEqual({ host: "::1", port: 7000 });
+    expect(() => parseHostPort("target", "127.0.0.1")).toThrow("--target");
+    expect(() => parseHostPort("target", "h:70000")).toThrow("--target");
+  });
+
+  test("formatBytes", () => {
+    expect(formatBytes(512)).toBe("512 B");
+    expect(formatBytes(64 * 1024 * 1024)).toBe("64.0 MiB");
+  });
+});
+
+test("an unknown global flag without a command exits 2", async () => {
+  const r = await runKvr(["--bogus"]);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain("--bogus");
+});
+
+test("option values reach commands exactly as typed (no numeric coercion)", async () => {
+  // A 40-digit node id would become a float, "0123" would lose its zero, if values were coerced.
+  const id = "1".repeat(40);
+  const r = await runKvr(["setnodes", "--dry-run", "--nodes", `${id} 127.0.0.1 7000 master - 0-16383`, "--version", "1"]);
+  expect(r.stdout + r.stderr).toContain(id);
+});
