@@ -1,0 +1,3 @@
+/** lib/cluster — Kvrocks topology (parse, validate, format) and CLUSTERX semantics; pure, no sockets. */
+export * from "./topology.ts";
+export * from "./clusterx.ts";
