@@ -1,8 +1,97 @@
-/** kvr drill — not built yet. */
+/**
+ * kvr drill — the Kvrocks incident end to end with a verdict: master A cut mid full sync,
+ * SETNODES moving the replica under test away must return within --budget while the node keeps
+ * answering PING. Exit 0 PASS, 1 FAIL, 2 usage, 4 the drill could not run.
+ */
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
+import { formatBytes, formatMs } from "../ui/units.ts";
+import { Cleanup } from "./cleanup.ts";
+import { DrillError } from "./errors.ts";
+import { checkNetnsSupport } from "./netns.ts";
+import { parseDrillOptions, type DrillConfig } from "./options.ts";
+import { latencyStats, phaseLine, printRun, printStats, resultObject } from "./report.ts";
+import { runOnce, type RunResult } from "./scenario.ts";
 
-export async function run(_opts: Record<string, unknown>, out: Output): Promise<number> {
-  out.error("kvr drill is not built yet in this version.");
-  return EXIT.USAGE;
+/** Run `kvr drill` with cac options; returns the exit code. */
+export async function run(opts: Record<string, unknown>, out: Output): Promise<number> {
+  const cfg = parseDrillOptions(opts);
+  const cleanup = new Cleanup((m) => out.warn(m));
+  const stop = new AbortController();
+  let interruptedBy: string | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interruptedBy) return;
+    interruptedBy = sig;
+    out.warn(`${sig}: stopping the drill and removing everything it started`);
+    stop.abort();
+  };
+  const onInt = () => onSignal("SIGINT");
+  const onTerm = () => onSignal("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+
+  const runs: RunResult[] = [];
+  let error: string | null = null;
+  try {
+    header(out, cfg);
+    if (cfg.cut === "netns") await checkNetnsSupport();
+    for (let i = 1; i <= cfg.repeat; i++) {
+      if (cfg.repeat > 1) out.print(out.c.bold(`run ${i}/${cfg.repeat}`));
+      try {
+        const r = await runOnce({
+          cfg,
+          run: i,
+          cleanup,
+          signal: stop.signal,
+          log: (m) => out.info(m),
+          // --json keeps stdout for the one result object: phases are logged to stderr.
+          onPhase: (p) => (out.json ? out.info(`${cfg.repeat > 1 ? `run ${i} ` : ""}${p.name}: ${p.detail}`) : out.print(phaseLine(out, p))),
+        });
+        runs.push(r);
+        printRun(out, cfg, r);
+        if (r.setnodes.hung && i < cfg.repeat) {
+          out.warn(`SETNODES hung in run ${i}: the remaining runs are skipped`);
+          break;
+        }
+      } finally {
+        await cleanup.run();
+      }
+      if (stop.signal.aborted) throw new DrillError("interrupted");
+    }
+  } catch (e) {
+    if (stop.signal.aborted) error = `interrupted by ${interruptedBy}; everything the drill started was stopped`;
+    else if (e instanceof DrillError) error = e.message;
+    else {
+      await cleanup.run();
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      throw e;
+    }
+  } finally {
+    await cleanup.run();
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+  }
+
+  if (error !== null) {
+    out.error(`the drill could not run: ${error}`);
+    out.result(resultObject(cfg, runs, "ERROR", EXIT.DRILL_ERROR, error));
+    return EXIT.DRILL_ERROR;
+  }
+  const pass = runs.length === cfg.repeat && runs.every((r) => r.verdict === "PASS");
+  const stats = latencyStats(runs);
+  if (stats && cfg.repeat > 1) printStats(out, stats, runs);
+  const code = pass ? EXIT.OK : EXIT.FAIL;
+  out.print(pass ? out.c.bold(out.c.green("PASS")) : out.c.bold(out.c.red("FAIL")));
+  out.result(resultObject(cfg, runs, pass ? "PASS" : "FAIL", code, null));
+  return code;
+}
+
+function header(out: Output, cfg: DrillConfig): void {
+  const target = cfg.replica ? `node ${cfg.replica.host}:${cfg.replica.port}` : "a kvr replica";
+  const to = cfg.switchTo === "master" ? "make it a master" : `move it to master B (${cfg.newMaster === "blackhole" ? "an address that never answers" : "kvr master"})`;
+  out.print(
+    out.c.bold("kvr drill") +
+      ` — ${target}: full sync of ${cfg.files} × ${formatBytes(cfg.fileSize)} from A at ${cfg.rateMBps} MB/s, cut (${cfg.cut}) at ${Math.round(cfg.cutAt * 100)}%, then SETNODES to ${to}; budget ${formatMs(cfg.budgetMs)}, give up after ${formatMs(cfg.giveUpMs)}`,
+  );
 }

@@ -1,0 +1,80 @@
+/**
+ * Talking to a node over RESP (the node under test, or master A for its INFO): connect, AUTH,
+ * one command under a reply deadline, INFO parsing.
+ */
+import { connect, isNetError, type Conn } from "../net/index.ts";
+import { call, RespError, SimpleString, type RespValue } from "../resp/index.ts";
+import { DrillError } from "./errors.ts";
+
+export interface NodeAddr {
+  host: string;
+  port: number;
+}
+
+export const addrText = (a: NodeAddr) => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+
+/**
+ * Open a connection to a node (and AUTH when a password is given). Any failure is a DrillError:
+ * a node the drill cannot reach or log in to cannot be drilled.
+ */
+export async function openNode(addr: NodeAddr, what: string, opts: { auth?: string; connectMs?: number; signal?: AbortSignal } = {}): Promise<Conn> {
+  let conn: Conn;
+  try {
+    conn = await connect(addr.host, addr.port, { connectMs: opts.connectMs ?? 3000, readMs: 5000, writeMs: 5000, signal: opts.signal });
+  } catch (e) {
+    const code = isNetError(e) ? e.code : "IO";
+    const hint = code === "REFUSED" ? " (nothing listens there: is the node running?)" : "";
+    throw new DrillError(`cannot connect to ${what} at ${addrText(addr)}: ${(e as Error).message}${hint}`);
+  }
+  if (opts.auth !== undefined && opts.auth !== "") {
+    const r = await command(conn, ["AUTH", opts.auth], 5000).catch((e) => {
+      conn.destroy();
+      throw new DrillError(`${what} at ${addrText(addr)} did not answer AUTH: ${(e as Error).message}`);
+    });
+    if (!(r instanceof SimpleString)) {
+      conn.destroy();
+      throw new DrillError(`${what} at ${addrText(addr)} refused AUTH: ${textOf(r)} (check --auth / KVR_AUTH)`);
+    }
+  }
+  return conn;
+}
+
+/** Send one command and wait for its reply for at most `ms` without data (0 = no deadline). */
+export async function command(conn: Conn, args: string[], ms: number): Promise<RespValue> {
+  conn.readMs = ms;
+  return call(conn, args);
+}
+
+/** A reply as one line of text (errors keep their leading "-"). */
+export function textOf(v: RespValue): string {
+  if (v === null) return "(nil)";
+  if (v instanceof SimpleString) return v.value;
+  if (v instanceof RespError) return `-${v.message}`;
+  if (Buffer.isBuffer(v)) return v.toString("utf8");
+  if (typeof v === "number") return String(v);
+  return `[${v.map(textOf).join(", ")}]`;
+}
+
+/** Parse an INFO reply into key → value (section headers and blank lines skipped). */
+export function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const i = line.indexOf(":");
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+/** INFO [section] as key → value; throws DrillError on an error reply or no reply within `ms`. */
+export async function info(conn: Conn, section: string | null, ms: number, what: string): Promise<Record<string, string>> {
+  let r: RespValue;
+  try {
+    r = await command(conn, section ? ["INFO", section] : ["INFO"], ms);
+  } catch (e) {
+    throw new DrillError(`${what} did not answer INFO: ${(e as Error).message}`);
+  }
+  if (!Buffer.isBuffer(r)) throw new DrillError(`${what} answered INFO with ${textOf(r)}`);
+  return parseInfo(r.toString("utf8"));
+}
