@@ -55,6 +55,9 @@ export class Conn {
   private reader: Waiter | null = null;
   private readTimer: ReturnType<typeof setTimeout> | null = null;
   private writers = new Set<Waiter>();
+  /** Waits raced by race() (a read sink's promise): a clean close by the peer does not end them. */
+  private racers = new Set<Waiter>();
+  private closedLocally = false;
   private readonly signal?: AbortSignal;
   private readonly onAbort = () => this.fail(new NetError("ABORTED", `aborted (connection with ${this.peer})`, { peer: this.peer, bytesRead: this.bytesRead }), true);
   /** Resolves once the socket is fully closed. */
@@ -133,6 +136,11 @@ export class Conn {
     const ws = [...this.writers];
     this.writers.clear();
     for (const w of ws) w.reject(this.failure);
+    if (this.failure.code !== "CLOSED" || this.closedLocally) {
+      const rs = [...this.racers];
+      this.racers.clear();
+      for (const w of rs) w.reject(this.failure);
+    }
     if (destroy && !this.sock.destroyed) this.sock.destroy();
   }
 
@@ -288,17 +296,18 @@ export class Conn {
 
   /** Race a promise against this connection's failure (abort, error). */
   private race<T>(p: Promise<T>): Promise<T> {
-    if (this.failure) return Promise.reject(this.failure);
+    // A clean close by the peer does not cut short a sink working on bytes already received.
+    if (this.failure && (this.failure.code !== "CLOSED" || this.closedLocally)) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       const w: Waiter = { resolve: () => {}, reject };
-      this.writers.add(w);
+      this.racers.add(w);
       p.then(
         (v) => {
-          this.writers.delete(w);
+          this.racers.delete(w);
           resolve(v);
         },
         (e) => {
-          this.writers.delete(w);
+          this.racers.delete(w);
           reject(e);
         },
       );
@@ -353,6 +362,7 @@ export class Conn {
    */
   destroy(reset = false): void {
     if (this.sock.destroyed) return;
+    this.closedLocally = true;
     if (reset && typeof this.sock.resetAndDestroy === "function") this.sock.resetAndDestroy();
     else this.sock.destroy();
     this.fail(new NetError("CLOSED", `connection with ${this.peer} closed locally`, { peer: this.peer, bytesRead: this.bytesRead }), false);

@@ -1,8 +1,112 @@
-/** kvr replica — not built yet. */
+/**
+ * kvr replica: a Kvrocks-compatible replica. Full sync with deadlines on every connection,
+ * instant stop, and an admin port answering CLUSTERX SETNODES, SLAVEOF and INFO.
+ */
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
+import { formatBytes, formatMs, parseDuration, parseHostPort, parseIntFlag, parsePort, parseSize, UsageError } from "../ui/units.ts";
+import { startAdmin } from "./admin.ts";
+import { checkTargetDir } from "./files.ts";
+import { ReplicaNode } from "./node.ts";
+import type { RunConfig, RunOutcome } from "./replication.ts";
+import { progressLine, Status, type HostPort } from "./status.ts";
 
-export async function run(_opts: Record<string, unknown>, out: Output): Promise<number> {
-  out.error("kvr replica is not built yet in this version.");
-  return EXIT.USAGE;
+export interface ReplicaOptions {
+  run: RunConfig;
+  master: HostPort | null;
+  bind: string;
+  port: number;
+  nodeId: string | null;
+  requirepass?: string;
+  once: boolean;
+}
+
+/** Turn the CLI's option values into a checked configuration (UsageError on bad input). */
+export function parseOptions(opts: Record<string, unknown>, env: Record<string, string | undefined> = process.env): ReplicaOptions {
+  if (typeof opts.dir !== "string" || opts.dir === "") throw new UsageError("--dir <path> is required: the target directory for the checkpoint files");
+  const nodeId = opts.nodeId === undefined ? null : String(opts.nodeId);
+  if (nodeId !== null && nodeId.length !== 40) throw new UsageError(`--node-id: must be exactly 40 characters (got ${nodeId.length})`);
+  const workersText = String(opts.workers ?? "auto");
+  const workers = workersText === "auto" ? null : parseIntFlag("workers", workersText, 1, 64);
+  const str = (v: unknown) => (v === undefined || v === null || v === "" ? undefined : String(v));
+  return {
+    run: {
+      dir: opts.dir,
+      dbName: String(opts.dbName ?? "change.me.db"),
+      masterauth: str(opts.masterauth) ?? str(env.KVR_MASTERAUTH),
+      connectMs: parseDuration("connect-timeout", opts.connectTimeout ?? "3s"),
+      readMs: parseDuration("read-timeout", opts.readTimeout ?? "3s"),
+      streamMs: parseDuration("stream-timeout", opts.streamTimeout ?? "10s"),
+      maxFileSize: parseSize("max-file-size", opts.maxFileSize ?? "64GiB"),
+      workers,
+      retryDelayMs: parseDuration("retry-delay", opts.retryDelay ?? "1s"),
+      maxRetries: opts.maxRetries === undefined ? null : parseIntFlag("max-retries", opts.maxRetries),
+      listeningPort: 0,
+    },
+    master: opts.master === undefined ? null : parseHostPort("master", opts.master),
+    bind: String(opts.bind ?? "127.0.0.1"),
+    port: parsePort("port", opts.port ?? "6667"),
+    nodeId,
+    requirepass: str(opts.requirepass) ?? str(env.KVR_REQUIREPASS),
+    once: !!opts.once,
+  };
+}
+
+/** `kvr replica`: runs until SIGTERM/SIGINT, or with --once until one full sync completed. */
+export async function run(rawOpts: Record<string, unknown>, out: Output): Promise<number> {
+  const o = parseOptions(rawOpts);
+  try {
+    await checkTargetDir(o.run.dir);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const status = new Status(out);
+  const node = new ReplicaNode(o.run, status, out);
+  node.cluster = { ...node.cluster, nodeId: o.nodeId };
+  if (o.bind !== "127.0.0.1" && o.bind !== "::1" && o.bind !== "localhost" && !o.requirepass) {
+    out.warn(`admin port bound to ${o.bind} without a password: anyone who can reach it can move this replica (set --requirepass or KVR_REQUIREPASS)`);
+  }
+  const server = await startAdmin(node, { host: o.bind, port: o.port, requirepass: o.requirepass }, out);
+  o.run.listeningPort = server.port;
+  out.event("listening", { host: o.bind, port: server.port }, `listening on ${o.bind}:${server.port}`);
+
+  const ticker = out.tty
+    ? setInterval(() => {
+        if (status.state === "fetch_files") out.progress(progressLine(status));
+      }, 250)
+    : null;
+
+  const finished = new Promise<{ kind: "signal"; signal: string } | { kind: "outcome"; outcome: RunOutcome }>((resolve) => {
+    const onSignal = (signal: string) => resolve({ kind: "signal", signal });
+    process.once("SIGTERM", () => onSignal("SIGTERM"));
+    process.once("SIGINT", () => onSignal("SIGINT"));
+    node.onOutcome((outcome) => {
+      if (o.once) resolve({ kind: "outcome", outcome });
+    });
+  });
+
+  if (o.master) node.exclusive(() => node.replicateFrom(o.master, "--master"));
+  else out.info("no --master: waiting for CLUSTERX SETNODES or SLAVEOF");
+
+  const end = await finished;
+  if (ticker) clearInterval(ticker);
+  out.clearProgress();
+  let code: number = EXIT.OK;
+  if (end.kind === "signal") {
+    const ms = await node.exclusive(() => node.stopRun(end.signal));
+    out.info(`${end.signal}: stopped in ${formatMs(ms)}`);
+  } else if (end.outcome.kind === "synced") {
+    const s = end.outcome.summary;
+    const rate = s.ms > 0 ? (s.bytes / s.ms) * 1000 : 0;
+    out.result({ ok: true, files: s.files, skipped: s.skipped, fetched: s.fetched, bytes: s.bytes, ms: s.ms, rate: Math.round(rate) });
+    out.print(`synced ${s.files} files (${s.skipped} skipped, ${s.fetched} fetched), ${formatBytes(s.bytes)} in ${formatMs(s.ms)}, ${formatBytes(rate)}/s`);
+  } else if (end.outcome.kind === "failed") {
+    const e = end.outcome.error;
+    out.error(`full sync failed after ${status.attempt} attempt(s): ${e.message}`);
+    out.result({ ok: false, code: e.code, error: e.message, attempts: status.attempt });
+    code = e.code === "READ_TIMEOUT" || e.code === "CONNECT_TIMEOUT" ? EXIT.DEADLINE : EXIT.FAIL;
+  }
+  await node.exclusive(() => node.stopRun("exit"));
+  await server.close(100);
+  return code;
 }

@@ -1,0 +1,152 @@
+/**
+ * The target directory: preparing it for a full sync (clean, skip), streaming one file to
+ * `<name>.tmp` with backpressure and renaming it only once complete and fsynced, and the
+ * "complete checkpoint" test. CURRENT is renamed last, after every other file: a CURRENT in
+ * the directory therefore means the checkpoint there is complete.
+ */
+import { open, readdir, rename, unlink, lstat, readFile, stat, access, constants } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { checkpointSequence } from "../rocksdb/index.ts";
+
+export const TMP_SUFFIX = ".tmp";
+
+/** Throw a clear error unless `dir` exists, is a directory, and is writable. */
+export async function checkTargetDir(dir: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch {
+    throw new Error(`--dir ${dir} does not exist; create it first (kvr does not create target directories)`);
+  }
+  if (!st.isDirectory()) throw new Error(`--dir ${dir} is not a directory`);
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch {
+    throw new Error(`--dir ${dir} is not writable by this user`);
+  }
+}
+
+/** True when `dir` holds a complete checkpoint: CURRENT names a MANIFEST that is present. */
+export async function hasCompleteCheckpoint(dir: string): Promise<boolean> {
+  try {
+    const cur = (await readFile(join(dir, "CURRENT"), "utf8")).trim();
+    if (!/^MANIFEST-\d+$/.test(cur)) return false;
+    return (await lstat(join(dir, cur))).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Prepare `dir` for a full sync of `files` (Kvrocks' sync_checkpoint_dir): delete every regular
+ * file not in the list, every stale `.tmp`, and CURRENT; return the listed files already present
+ * (complete, since only complete files carry a final name), which are skipped.
+ */
+export async function prepareDir(dir: string, files: string[]): Promise<Set<string>> {
+  const listed = new Set(files);
+  const present = new Set<string>();
+  for (const ent of await readdir(dir, { withFileTypes: true })) {
+    if (!ent.isFile()) continue;
+    const keep = listed.has(ent.name) && ent.name !== "CURRENT";
+    if (keep) present.add(ent.name);
+    else await unlink(join(dir, ent.name)).catch(ignoreMissing);
+  }
+  return present;
+}
+
+/** Remove `<name>.tmp` for each name (after an aborted or failed attempt). */
+export async function removeTmpFiles(dir: string, names: Iterable<string>): Promise<void> {
+  for (const n of names) await unlink(join(dir, n + TMP_SUFFIX)).catch(ignoreMissing);
+}
+
+/** fsync a directory, so renames in it are durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function ignoreMissing(e: NodeJS.ErrnoException): void {
+  if (e?.code !== "ENOENT") throw e;
+}
+
+/**
+ * One file being received: bytes go to `<name>.tmp` (a stale one is replaced); `commit()`
+ * fsyncs, closes and renames it; `discard()` removes the `.tmp` (waiting for a write in flight).
+ */
+export class FileSink {
+  written = 0;
+  private pending: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly name: string,
+    private readonly fh: FileHandle,
+  ) {}
+
+  get tmpPath(): string {
+    return join(this.dir, this.name + TMP_SUFFIX);
+  }
+
+  /** Create `<dir>/<name>.tmp`, deleting a stale one first. */
+  static async create(dir: string, name: string): Promise<FileSink> {
+    const tmp = join(dir, name + TMP_SUFFIX);
+    await unlink(tmp).catch(ignoreMissing);
+    const fh = await open(tmp, "wx", 0o644);
+    return new FileSink(dir, name, fh);
+  }
+
+  /** Append a chunk; the returned promise resolves once it is written (backpressure). */
+  readonly write = (chunk: Uint8Array): Promise<void> => {
+    const p = this.writeAll(chunk);
+    this.pending = p.catch(() => {});
+    return p;
+  };
+
+  private async writeAll(chunk: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off);
+      off += bytesWritten;
+      this.written += bytesWritten;
+    }
+  }
+
+  /** fsync and close the `.tmp`, then rename it to its final name unless `rename` is false. */
+  async commit(doRename = true): Promise<void> {
+    await this.pending;
+    await this.fh.sync();
+    this.closed = true;
+    await this.fh.close();
+    if (doRename) await rename(this.tmpPath, join(this.dir, this.name));
+  }
+
+  /** Close (after any write in flight) and delete the `.tmp`. Never throws. */
+  async discard(): Promise<void> {
+    await this.pending;
+    if (!this.closed) {
+      this.closed = true;
+      await this.fh.close().catch(() => {});
+    }
+    await unlink(this.tmpPath).catch(() => {});
+  }
+}
+
+/**
+ * The next sequence to ask PSYNC for, when the target holds a complete checkpoint whose
+ * sequence can be read (MANIFEST and WAL files); null → go straight to a full sync (kvr keeps
+ * files, not a database: an empty or incomplete target has nothing to continue from).
+ */
+export async function checkpointNextSeq(dir: string): Promise<number | null> {
+  if (!(await hasCompleteCheckpoint(dir))) return null;
+  try {
+    return (await checkpointSequence(dir)) + 1;
+  } catch {
+    return null;
+  }
+}

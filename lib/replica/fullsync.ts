@@ -1,0 +1,133 @@
+/**
+ * Full sync (PROTOCOL.md §4): `_fetch_meta` on a new connection, prepare the target directory
+ * (clean, skip present files), then W fetch workers, each with its own connection and ONE
+ * `_fetch_file` for its round-robin share. Any worker failure aborts the others and fails the
+ * attempt; partial files never carry a final name and every `.tmp` is removed.
+ */
+import type { Conn } from "../net/index.ts";
+import { encodeCommand } from "../resp/index.ts";
+import type { Output } from "../ui/output.ts";
+import { FileSink, fsyncDir, prepareDir, removeTmpFiles } from "./files.ts";
+import { located, parseMetaLine, parseSizeLine, splitRoundRobin, SyncError, workerCount } from "./names.ts";
+import type { Status } from "./status.ts";
+import { rename } from "node:fs/promises";
+import { join } from "node:path";
+
+export interface SyncContext {
+  dir: string;
+  maxFileSize: number;
+  /** --workers, or null for auto. */
+  workers: number | null;
+  status: Status;
+  out: Output;
+  /** The attempt's signal: aborted by a stop or by the first failing worker. */
+  signal: AbortSignal;
+  /** Abort the whole attempt (the other workers stop at once). */
+  abortAttempt(): void;
+  /** Connect to the master (deadlines, signal, AUTH done), labelled for error messages. */
+  open(label: string): Promise<Conn>;
+}
+
+export interface SyncSummary {
+  files: number;
+  skipped: number;
+  fetched: number;
+  bytes: number;
+  ms: number;
+}
+
+/** Longest `_fetch_meta` line accepted (a list of many thousand files). */
+const MAX_META_LINE = 16 * 1024 * 1024;
+
+/** `_fetch_meta` on its own connection → the checked list of file names. */
+export async function fetchMeta(ctx: SyncContext): Promise<string[]> {
+  const conn = await ctx.open("meta connection");
+  try {
+    await conn.write(encodeCommand(["_fetch_meta"]));
+    const line = await conn.readLine(MAX_META_LINE);
+    return parseMetaLine(Buffer.from(line, "latin1").toString("utf8"));
+  } catch (e) {
+    throw located(e, "meta connection");
+  } finally {
+    conn.destroy();
+  }
+}
+
+/** Run one full sync; resolves with its summary once every file is in place and durable. */
+export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
+  const { status: st, out, dir } = ctx;
+  st.beginSync();
+  st.setState("fetch_meta");
+  const files = await fetchMeta(ctx);
+  const present = await prepareDir(dir, files);
+  const w = workerCount(files.length, ctx.workers);
+  st.filesTotal = files.length;
+  st.filesDone = present.size;
+  out.event("meta", { files, count: files.length, workers: w }, `master lists ${files.length} files; ${w} fetch worker${w === 1 ? "" : "s"}`);
+  out.event("skip", { count: present.size }, `skip count: ${present.size}`);
+
+  st.setState("fetch_files");
+  const groups = splitRoundRobin(files, w).map((g) => g.filter((f) => !present.has(f)));
+  const results = await Promise.allSettled(groups.map((g, i) => (g.length ? fetchWorker(ctx, i + 1, g) : Promise.resolve(0))));
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as SyncError);
+  if (failures.length > 0) {
+    await removeTmpFiles(dir, files);
+    // The first failure that is not the knock-on abort of the others is the cause.
+    throw failures.find((f) => f.code !== "ABORTED") ?? failures[0];
+  }
+  try {
+    if (files.includes("CURRENT")) await rename(join(dir, "CURRENT.tmp"), join(dir, "CURRENT"));
+    await fsyncDir(dir);
+  } catch (e) {
+    await removeTmpFiles(dir, files);
+    throw located(e, `target directory ${dir}`);
+  }
+  st.currentFile = "";
+  const bytes = results.reduce((n, r) => n + (r.status === "fulfilled" ? r.value : 0), 0);
+  return { files: files.length, skipped: present.size, fetched: files.length - present.size, bytes, ms: Date.now() - st.syncStartMs };
+}
+
+/**
+ * One fetch worker: its own connection, one `_fetch_file a,b,c`, then per file a size line and
+ * exactly that many bytes into `<name>.tmp` (fsync, rename). CURRENT stays `CURRENT.tmp` until
+ * every worker succeeded. Resolves with the bytes received.
+ */
+export async function fetchWorker(ctx: SyncContext, index: number, names: string[]): Promise<number> {
+  const { status: st, out, dir } = ctx;
+  const label = `fetch worker ${index}`;
+  let conn: Conn | null = null;
+  let sink: FileSink | null = null;
+  let file = "";
+  let total = 0;
+  try {
+    conn = await ctx.open(label);
+    await conn.write(encodeCommand(["_fetch_file", names.join(",")]));
+    for (const name of names) {
+      file = name;
+      st.currentFile = name;
+      out.event("file-start", { name, worker: index });
+      const size = parseSizeLine(await conn.readLine(64), name, ctx.maxFileSize);
+      st.bytesTotal += size;
+      const s = (sink = await FileSink.create(dir, name));
+      await conn.readExactly(size, (chunk) => {
+        st.bytesDone += chunk.length;
+        st.touch();
+        return s.write(chunk);
+      });
+      await s.commit(name !== "CURRENT");
+      sink = null;
+      total += size;
+      st.filesDone++;
+      out.event("file-done", { name, bytes: size, worker: index });
+    }
+    if (conn.pending > 0) throw new SyncError("PROTOCOL", `master sent ${conn.pending} unexpected bytes after the last file`);
+    return total;
+  } catch (e) {
+    const offset = sink?.written ?? 0;
+    if (sink) await sink.discard();
+    if (!ctx.signal.aborted) ctx.abortAttempt();
+    throw located(e, file ? `${label} (${file} at byte ${offset})` : label);
+  } finally {
+    conn?.destroy();
+  }
+}

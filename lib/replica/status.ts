@@ -1,0 +1,84 @@
+/**
+ * What the replica is doing, as INFO, ROLE and the --json events show it. One Status per node;
+ * the replication run writes it, the admin port reads it.
+ */
+import type { Output } from "../ui/output.ts";
+import { formatBytes, formatMs } from "../ui/units.ts";
+
+/** Replication states, named like Kvrocks' (INFO kvr_state and --json `state` events). */
+export type ReplState =
+  | "idle"
+  | "connecting"
+  | "send_auth"
+  | "check_db_name"
+  | "replconf"
+  | "send_psync"
+  | "fetch_meta"
+  | "fetch_files"
+  | "synced"
+  | "connected"
+  | "stopped"
+  | "error";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Live counters of the node's replication. */
+export class Status {
+  state: ReplState = "idle";
+  master: HostPort | null = null;
+  filesDone = 0;
+  filesTotal = 0;
+  /** Bytes written this full sync (fetched files only). */
+  bytesDone = 0;
+  /** Sum of the sizes the master announced so far this full sync. */
+  bytesTotal = 0;
+  currentFile = "";
+  attempt = 0;
+  lastError = "";
+  /** Latest applied sequence (0 until a checkpoint's sequence is known). */
+  replOffset = 0;
+  lastIoMs = Date.now();
+  /** Connections to the master currently open (control, meta and fetch). */
+  openConns = 0;
+  syncStartMs = 0;
+
+  constructor(private readonly out: Output) {}
+
+  /** Enter a state and announce it. */
+  setState(s: ReplState): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.out.event("state", { state: s }, `state ${s}`);
+  }
+
+  get syncInProgress(): boolean {
+    return this.state === "fetch_meta" || this.state === "fetch_files";
+  }
+
+  /** Reset the per-full-sync counters. */
+  beginSync(): void {
+    this.filesDone = 0;
+    this.filesTotal = 0;
+    this.bytesDone = 0;
+    this.bytesTotal = 0;
+    this.currentFile = "";
+    this.syncStartMs = Date.now();
+  }
+
+  touch(): void {
+    this.lastIoMs = Date.now();
+  }
+}
+
+/** A throttled progress line on a TTY: files, bytes, rate, ETA, current file. */
+export function progressLine(s: Status): string {
+  const secs = Math.max(0.001, (Date.now() - s.syncStartMs) / 1000);
+  const rate = s.bytesDone / secs;
+  const left = s.filesTotal - s.filesDone;
+  const avg = s.filesDone > 0 && s.bytesDone > 0 ? s.bytesDone / Math.max(1, s.filesDone) : 0;
+  const eta = rate > 0 && avg > 0 ? formatMs(((left * avg) / rate) * 1000) : "?";
+  return `files ${s.filesDone}/${s.filesTotal}  ${formatBytes(s.bytesDone)}  ${formatBytes(rate)}/s  ETA ${eta}  ${s.currentFile}`;
+}
