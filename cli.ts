@@ -100,6 +100,7 @@ cli
 
 cli
   .command("setnodes", "Validate a topology and push it (CLUSTERX SETNODES) to nodes under deadlines")
+  .usage("setnodes (--nodes-file <path> | --nodes <string> | --node <line>...) (--version <n> | --bump) (--target <host:port>... | --all)")
   .option("--nodes-file <path>", "Topology file ('-' = stdin)")
   .option("--nodes <string>", "Topology string (a literal \\n separates nodes)")
   .option("--node <line>", "One node: '<id> <host> <port> <role> <master|-> [slots]' (repeatable)")
@@ -118,6 +119,7 @@ cli
   .example("  kvr setnodes --nodes-file cluster.txt --version 7 --all --verify")
   .example('  kvr setnodes --node "$A 10.0.0.1 6666 master - 0-16383" --node "$B 10.0.0.2 6666 slave $A" --bump --all')
   .example("  kvr setnodes --nodes-file cluster.txt --version 7 --dry-run")
+  .example("\nExit codes: 0 every target replied +OK; 1 a target replied an error or failed; 3 a connect or reply\ndeadline fired (and nothing else failed); 2 usage error or invalid topology (nothing sent).")
   .action(action("setnodes"));
 
 cli
@@ -214,7 +216,21 @@ function unprotect(v: unknown): unknown {
   return v;
 }
 
+/** The command word of argv (the first bare word, skipping the values of global flags). */
+function commandWord(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--log-level") i++;
+    else if (!argv[i].startsWith("-")) return argv[i];
+  }
+  return undefined;
+}
+
 async function main(): Promise<number> {
+  // `kvr setnodes --version <n>` is the topology version, not the global boolean --version.
+  const topologyVersion = commandWord(process.argv.slice(2)) === "setnodes";
+  if (topologyVersion) {
+    cli.globalCommand.options = cli.globalCommand.options.filter((o) => !o.names.includes("version"));
+  }
   const argv = protect(process.argv.slice(2));
   let parsed;
   try {
@@ -223,7 +239,8 @@ async function main(): Promise<number> {
     return reportError(e);
   }
   for (const k of Object.keys(parsed.options)) parsed.options[k] = unprotect(parsed.options[k]);
-  if (parsed.options.help || parsed.options.h || parsed.options.version || parsed.options.v) return EXIT.OK;
+  if (parsed.options.help || parsed.options.h) return EXIT.OK;
+  if (!topologyVersion && (parsed.options.version || parsed.options.v)) return EXIT.OK;
   if (!cli.matchedCommand) {
     try {
       cli.globalCommand.checkUnknownOptions();
