@@ -99,17 +99,20 @@ export async function fetchWorker(ctx: SyncContext, index: number, names: string
   let sink: FileSink | null = null;
   let file = "";
   let total = 0;
+  let offset = 0;
   try {
     conn = await ctx.open(label);
     await conn.write(encodeCommand(["_fetch_file", names.join(",")]));
     for (const name of names) {
       file = name;
+      offset = 0;
       st.currentFile = name;
       out.event("file-start", { name, worker: index });
       const size = parseSizeLine(await conn.readLine(64), name, ctx.maxFileSize);
       st.bytesTotal += size;
       const s = (sink = await FileSink.create(dir, name));
       await conn.readExactly(size, (chunk) => {
+        offset += chunk.length;
         st.bytesDone += chunk.length;
         st.touch();
         return s.write(chunk);
@@ -123,7 +126,6 @@ export async function fetchWorker(ctx: SyncContext, index: number, names: string
     if (conn.pending > 0) throw new SyncError("PROTOCOL", `master sent ${conn.pending} unexpected bytes after the last file`);
     return total;
   } catch (e) {
-    const offset = sink?.written ?? 0;
     if (sink) await sink.discard();
     if (!ctx.signal.aborted) ctx.abortAttempt();
     throw located(e, file ? `${label} (${file} at byte ${offset})` : label);
