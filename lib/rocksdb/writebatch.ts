@@ -40,6 +40,18 @@ export const BatchType = {
   ColumnFamilyValuePreferredSeqno: 0x19,
 } as const;
 
+/** Record types that carry a column family id before their key. */
+const CF_TYPES: ReadonlySet<number> = new Set([
+  BatchType.ColumnFamilyValue,
+  BatchType.ColumnFamilyMerge,
+  BatchType.ColumnFamilyBlobIndex,
+  BatchType.ColumnFamilyWideColumnEntity,
+  BatchType.ColumnFamilyValuePreferredSeqno,
+  BatchType.ColumnFamilyRangeDeletion,
+  BatchType.ColumnFamilyDeletion,
+  BatchType.ColumnFamilySingleDeletion,
+]);
+
 /** Sequence and count from a WriteBatch header. */
 export interface WriteBatchHeader {
   sequence: number;
@@ -112,6 +124,7 @@ export function decodeWriteBatch(batch: Uint8Array): DecodedWriteBatch {
     const at = c.pos;
     const type = c.bytes(1, "record type")[0];
     const r: BatchRecord = { type, cf: 0 };
+    if (CF_TYPES.has(type)) r.cf = c.varint32("column family id");
     switch (type) {
       case T.ColumnFamilyValue:
       case T.ColumnFamilyMerge:
@@ -119,8 +132,6 @@ export function decodeWriteBatch(batch: Uint8Array): DecodedWriteBatch {
       case T.ColumnFamilyWideColumnEntity:
       case T.ColumnFamilyValuePreferredSeqno:
       case T.ColumnFamilyRangeDeletion:
-        r.cf = c.varint32("column family id");
-      // falls through
       case T.Value:
       case T.Merge:
       case T.BlobIndex:
@@ -133,8 +144,6 @@ export function decodeWriteBatch(batch: Uint8Array): DecodedWriteBatch {
         break;
       case T.ColumnFamilyDeletion:
       case T.ColumnFamilySingleDeletion:
-        r.cf = c.varint32("column family id");
-      // falls through
       case T.Deletion:
       case T.SingleDeletion:
       case T.DeletionWithTimestamp:

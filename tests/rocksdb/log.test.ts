@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { RocksFormatError } from "../../lib/rocksdb/codec.ts";
 import { crc32c, maskCrc } from "../../lib/rocksdb/crc32c.ts";
-import { BLOCK_SIZE, HEADER_SIZE, LogWriter, RECYCLABLE_HEADER_SIZE, readLogRecords, writeLogRecords } from "../../lib/rocksdb/log.ts";
+import { BLOCK_SIZE, HEADER_SIZE, LogWriter, RECYCLABLE_HEADER_SIZE, readLogRecords, writeLogRecords, type ReadLogOptions } from "../../lib/rocksdb/log.ts";
 
 function rec(n: number, fill: number): Buffer {
   const b = Buffer.alloc(n);
@@ -9,7 +9,7 @@ function rec(n: number, fill: number): Buffer {
   return b;
 }
 
-function readAll(data: Uint8Array, opts = {}): Buffer[] {
+function readAll(data: Uint8Array, opts: ReadLogOptions = {}): Buffer[] {
   return [...readLogRecords(data, opts)].map((r) => Buffer.from(r.data));
 }
 

@@ -12,10 +12,13 @@ import {
   readWal,
   readWalFile,
   readWalFiles,
+  type PutRecord,
 } from "../../lib/rocksdb/writebatch.ts";
 import { cleanupTemp, FIXTURE, tempDir } from "./helpers.ts";
 
 afterAll(cleanupTemp);
+
+const bytes = (x: Uint8Array | string): Buffer => (typeof x === "string" ? Buffer.from(x) : Buffer.from(x));
 
 describe("WriteBatch", () => {
   test("encode Put records: exact bytes (header LE, tag 0x1, varint lengths)", () => {
@@ -25,7 +28,7 @@ describe("WriteBatch", () => {
   });
 
   test("round trip with long keys/values (multi-byte varints) and column families", () => {
-    const puts = [
+    const puts: PutRecord[] = [
       { key: "a", value: "1" },
       { key: Buffer.alloc(300, 7), value: Buffer.alloc(70000, 9) },
       { key: "meta", value: "x", cf: 1 },
@@ -37,7 +40,7 @@ describe("WriteBatch", () => {
     expect(d.count).toBe(4);
     expect(batchLastSequence(d)).toBe(seq + 3);
     expect(d.records.map((r) => [r.type, r.cf, Buffer.from(r.key!), Buffer.from(r.value!)])).toEqual(
-      puts.map((p) => [p.cf ? BatchType.ColumnFamilyValue : BatchType.Value, p.cf ?? 0, Buffer.from(p.key), Buffer.from(p.value)]),
+      puts.map((p) => [p.cf ? BatchType.ColumnFamilyValue : BatchType.Value, p.cf ?? 0, bytes(p.key), bytes(p.value)]),
     );
   });
 
