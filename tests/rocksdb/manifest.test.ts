@@ -138,7 +138,7 @@ describe("VersionEdit fields", () => {
       [2, 8, 5000, 1, 99, 3],
       [1, 7, 1000, 3, 9, 2],
     ]);
-    expect(Buffer.from(e.newFiles[0].smallest)).toEqual(key);
+    expect(Buffer.from(e.newFiles[0].smallest).equals(key)).toBe(true);
   });
 
   test("unknown tag without the safe-ignore bit, unsafe custom field, truncated field: errors with offsets", () => {

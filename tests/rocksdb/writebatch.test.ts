@@ -39,7 +39,7 @@ describe("WriteBatch", () => {
     expect(d.sequence).toBe(seq);
     expect(d.count).toBe(4);
     expect(batchLastSequence(d)).toBe(seq + 3);
-    expect(d.records.map((r) => [r.type, r.cf, Buffer.from(r.key!), Buffer.from(r.value!)])).toEqual(
+    expect(d.records.map((r) => [r.type, r.cf, bytes(r.key!), bytes(r.value!)])).toEqual(
       puts.map((p) => [p.cf ? BatchType.ColumnFamilyValue : BatchType.Value, p.cf ?? 0, bytes(p.key), bytes(p.value)]),
     );
   });
