@@ -1,8 +1,106 @@
-/** kvr setnodes — not built yet. */
-import type { Output } from "../ui/output.ts";
-import { EXIT } from "../ui/output.ts";
+/**
+ * kvr setnodes — validate a topology with Kvrocks' rules and push it (CLUSTERX SETNODES) to every
+ * target at once, each under its own connect and reply deadlines; optionally bump the version,
+ * set node ids first, verify, and retry stragglers with backoff.
+ */
+import { EXIT, type Output } from "../ui/output.ts";
+import { InvalidTopology, readTopologyInput, validateTopology } from "./input.ts";
+import { makePlan, type Plan, type Target } from "./plan.ts";
+import { bumpFailure, initialResult, pushOne, readVersion, verifyOne, type TargetResult } from "./push.ts";
+import { printDryRun, printResults, summarize } from "./report.ts";
 
-export async function run(_opts: Record<string, unknown>, out: Output): Promise<number> {
-  out.error("kvr setnodes is not built yet in this version.");
-  return EXIT.USAGE;
+/** Delay before retry round `n` (1-based): 250 ms doubling, at most 4 s. */
+export function backoffMs(n: number): number {
+  return Math.min(250 * 2 ** (n - 1), 4000);
+}
+
+/** Read the targets' versions; the highest + 1 and the targets that could not be read. */
+async function bump(plan: Plan, results: Map<string, TargetResult>, out: Output): Promise<{ version: number | null; answered: Target[] }> {
+  const reads = await Promise.all(
+    plan.targets.map((t) =>
+      readVersion(t, plan).then(
+        (v) => ({ t, v, e: null as unknown }),
+        (e: unknown) => ({ t, v: null, e }),
+      ),
+    ),
+  );
+  const answered: Target[] = [];
+  let max = -Infinity;
+  for (const r of reads) {
+    if (r.v === null) {
+      results.set(r.t.address, bumpFailure(results.get(r.t.address)!, r.e));
+      continue;
+    }
+    answered.push(r.t);
+    max = Math.max(max, r.v);
+  }
+  if (answered.length === 0) {
+    out.error("--bump: no target answered CLUSTERX VERSION; nothing was pushed");
+    return { version: null, answered };
+  }
+  const version = max + 1;
+  out.event("bump", { highest: max, version, answered: answered.length, targets: plan.targets.length }, `--bump: highest CLUSTERX VERSION is ${max}; pushing version ${version}`);
+  return { version, answered };
+}
+
+/** Push to `targets` at once (then verify them); every result lands in `results`. */
+async function round(plan: Plan, targets: Target[], version: number, results: Map<string, TargetResult>): Promise<void> {
+  await Promise.all(
+    targets.map(async (t) => {
+      let r = await pushOne(t, plan, version, results.get(t.address)!);
+      if (plan.verify && r.result === "ok") r = await verifyOne(t, plan, version, r);
+      results.set(t.address, r);
+    }),
+  );
+}
+
+export async function run(opts: Record<string, unknown>, out: Output): Promise<number> {
+  const t0 = performance.now();
+  const input = await readTopologyInput(opts);
+  let topology;
+  try {
+    topology = validateTopology(input);
+  } catch (e) {
+    if (!(e instanceof InvalidTopology)) throw e;
+    if (out.json) {
+      const { kvrocksMessage, line, field, value } = e.error;
+      out.event("invalid-topology", { source: e.source, message: kvrocksMessage, line, field: field ?? null, value: value ?? null });
+    }
+    out.error(`${e.message}. Nothing was sent.`);
+    return EXIT.USAGE;
+  }
+  const plan = makePlan(opts, topology);
+  if (plan.dryRun) {
+    printDryRun(out, plan);
+    return EXIT.OK;
+  }
+
+  const results = new Map<string, TargetResult>(plan.targets.map((t) => [t.address, initialResult(t)]));
+  let version = plan.version;
+  let pending = plan.targets;
+  if (plan.bump) {
+    const b = await bump(plan, results, out);
+    version = b.version;
+    pending = b.answered;
+  }
+  if (version !== null) {
+    out.debug(`pushing version ${version} to ${pending.length} target(s)`);
+    for (let attempt = 0; ; attempt++) {
+      await round(plan, pending, version, results);
+      const failed = plan.targets.filter((t) => results.get(t.address)!.result !== "ok");
+      if (failed.length === 0 || attempt >= plan.retries) break;
+      const delayMs = backoffMs(attempt + 1);
+      out.event(
+        "retry",
+        { attempt: attempt + 1, of: plan.retries, delayMs, targets: failed.map((t) => t.address) },
+        `retry ${attempt + 1}/${plan.retries} in ${delayMs} ms: ${failed.map((t) => t.address).join(", ")}`,
+      );
+      await Bun.sleep(delayMs);
+      pending = failed;
+    }
+  }
+  const list = plan.targets.map((t) => results.get(t.address)!);
+  const summary = summarize(list, version, performance.now() - t0);
+  printResults(out, list, summary);
+  return summary.exit;
 }
