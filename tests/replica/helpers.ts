@@ -85,3 +85,33 @@ export function topology(replicaPort: number, masters: { a: number; b: number },
     `${ID_R} 127.0.0.1 ${replicaPort} slave ${of === "a" ? ID_A : ID_B}`,
   ].join("\n");
 }
+
+export interface Master {
+  kvr: KvrProcess;
+  port: number;
+  /** A command on the master's port (KVR FAULT ..., INFO). */
+  cmd(args: string[]): Promise<RespValue>;
+  info(): Promise<Record<string, string>>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Start `kvr master --port <port|0> <args>` and wait until it listens. */
+export async function startMaster(args: string[], port = 0): Promise<Master> {
+  const kvr = spawnKvr(["master", "--port", String(port), ...args]);
+  try {
+    const ev = await kvr.waitEvent((e) => e.event === "listening", 10_000);
+    const p = Number(ev.port);
+    return { kvr, port: p, cmd: (a) => admin(p, a), info: () => info(p), stop: (s = "SIGTERM") => kvr.stop(s, 2000) };
+  } catch (e) {
+    await kvr.stop("SIGKILL");
+    throw e;
+  }
+}
+
+/** Established TCP connections whose remote end is 127.0.0.1:port (from `ss`). */
+export async function establishedTo(port: number): Promise<number> {
+  const p = Bun.spawn(["ss", "-tnH", "state", "established", `( dport = :${port} )`], { stdout: "pipe", stderr: "ignore" });
+  const text = await new Response(p.stdout).text();
+  await p.exited;
+  return text.split("\n").filter((l) => l.trim() !== "").length;
+}

@@ -1,0 +1,149 @@
+/** Full syncs from a real `kvr master`: byte-identical files, workers, resume, read deadline. */
+import { afterEach, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { generatedContent, generatedFiles } from "../../lib/master/generate.ts";
+import { tempDir } from "../helpers/kvr.ts";
+import { bytes } from "./fake-master.ts";
+import { diffDir, info, listDir, startMaster, startReplica, until } from "./helpers.ts";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+function temp() {
+  const d = tempDir();
+  cleanups.push(d.cleanup);
+  return d.path;
+}
+function expected(spec: string) {
+  return generatedFiles(spec).map((f) => ({ name: f.name, data: generatedContent(spec, f.name) }));
+}
+
+test("64-file checkpoint: 4 workers, byte-identical, no .tmp, summary correct", async () => {
+  const spec = "64x64KiB";
+  const m = await startMaster(["--generate", spec]);
+  cleanups.push(() => m.stop());
+  const dir = temp();
+  const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once"]);
+  cleanups.push(() => r.stop());
+  expect(await r.kvr.exited).toBe(0);
+  const meta = r.kvr.events.find((e) => e.event === "meta")!;
+  expect(meta.count).toBe(67);
+  expect(meta.workers).toBe(4);
+  const summary = r.kvr.events.find((e) => "files" in e && "rate" in e)!;
+  const exp = expected(spec);
+  const total = exp.reduce((n, f) => n + f.data.length, 0);
+  expect(summary).toMatchObject({ ok: true, files: 67, skipped: 0, fetched: 67, bytes: total });
+  expect(diffDir(dir, exp)).toEqual([]);
+  // Each worker connection sent exactly one _fetch_file.
+  expect(r.kvr.events.filter((e) => e.event === "file-done").length).toBe(67);
+});
+
+test("3-file checkpoint served from a directory: 1 worker, byte-identical", async () => {
+  const src = temp();
+  const files = [
+    { name: "000007.sst", data: bytes(300_000, 7) },
+    { name: "CURRENT", data: Buffer.from("MANIFEST-000003\n") },
+    { name: "MANIFEST-000003", data: bytes(1234, 3) },
+  ];
+  for (const f of files) writeFileSync(join(src, f.name), f.data);
+  const m = await startMaster(["--dir", src]);
+  cleanups.push(() => m.stop());
+  const dir = temp();
+  writeFileSync(join(dir, "stale.sst"), "not in the list");
+  writeFileSync(join(dir, "000007.sst.tmp"), "stale partial");
+  const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once"]);
+  cleanups.push(() => r.stop());
+  expect(await r.kvr.exited).toBe(0);
+  expect(r.kvr.events.find((e) => e.event === "meta")).toMatchObject({ count: 3, workers: 1 });
+  expect(r.kvr.events.find((e) => "rate" in e)).toMatchObject({ files: 3, skipped: 0, bytes: 300_000 + 16 + 1234 });
+  expect(diffDir(dir, files)).toEqual([]);
+});
+
+test("resume: master SIGKILLed mid-sync and restarted → completed files skipped, identical at the end", async () => {
+  const spec = "24x64KiB";
+  const m1 = await startMaster(["--generate", spec, "--rate", "0.5"]);
+  cleanups.push(() => m1.stop("SIGKILL"));
+  const dir = temp();
+  const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m1.port}`, "--once", "--retry-delay", "100ms", "--read-timeout", "1s"]);
+  cleanups.push(() => r.stop());
+  await r.kvr.waitEvent((e) => e.event === "file-done" && r.kvr.events.filter((x) => x.event === "file-done").length >= 6, 15_000);
+  await m1.stop("SIGKILL");
+  const doneBefore = listDir(dir).filter((n) => !n.endsWith(".tmp") && n !== "CURRENT").length;
+  expect(doneBefore).toBeGreaterThanOrEqual(6);
+  expect(doneBefore).toBeLessThan(27);
+  await r.kvr.waitEvent((e) => e.event === "retry", 5000);
+  const m2 = await startMaster(["--generate", spec], m1.port);
+  cleanups.push(() => m2.stop());
+  expect(await r.kvr.exited).toBe(0);
+  const skips = r.kvr.events.filter((e) => e.event === "skip").map((e) => e.count as number);
+  expect(skips[0]).toBe(0);
+  expect(skips[skips.length - 1]).toBe(doneBefore);
+  expect(r.kvr.events.find((e) => "rate" in e)).toMatchObject({ files: 27, skipped: doneBefore, fetched: 27 - doneBefore });
+  expect(diffDir(dir, expected(spec))).toEqual([]);
+}, 30_000);
+
+test("master stalls mid-file: the 1 s read deadline fires within [0.8, 2.5] s, retried; cleared → completes", async () => {
+  const spec = "24x64KiB";
+  const m = await startMaster(["--generate", spec, "--rate", "0.5"]);
+  cleanups.push(() => m.stop());
+  const dir = temp();
+  const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once", "--read-timeout", "1s", "--retry-delay", "200ms"]);
+  cleanups.push(() => r.stop());
+  await r.kvr.waitEvent((e) => e.event === "file-done", 10_000);
+  const t0 = Date.now();
+  m.kvr.proc.kill("SIGUSR1"); // stall every live connection now (no FIN, no RST)
+  const retry = await r.kvr.waitEvent((e) => e.event === "retry", 5000);
+  const fired = Date.parse(retry.ts as string) - t0;
+  console.log(`read deadline fired ${fired} ms after the stall (read timeout 1000 ms)`);
+  expect(fired).toBeGreaterThanOrEqual(800);
+  expect(fired).toBeLessThanOrEqual(2500);
+  expect(retry.code).toBe("READ_TIMEOUT");
+  expect(String(retry.reason)).toMatch(/fetch worker \d \(\d+\.sst at byte \d+\): no data from/);
+  expect(await info(r.port)).toMatchObject({ kvr_last_error: expect.stringContaining("no data from") });
+  m.kvr.proc.kill("SIGUSR2"); // clear the fault
+  expect(await r.kvr.exited).toBe(0);
+  expect(diffDir(dir, expected(spec))).toEqual([]);
+}, 30_000);
+
+test("INFO during the fetch and after it", async () => {
+  const spec = "32x64KiB";
+  const m = await startMaster(["--generate", spec, "--rate", "1"]);
+  cleanups.push(() => m.stop());
+  const dir = temp();
+  const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`]);
+  cleanups.push(() => r.stop());
+  await r.kvr.waitEvent((e) => e.event === "file-done", 10_000);
+  const during = await info(r.port);
+  expect(during).toMatchObject({
+    role: "slave",
+    master_host: "127.0.0.1",
+    master_port: String(m.port),
+    master_link_status: "down",
+    master_sync_in_progress: "1",
+    kvr_state: "fetch_files",
+    kvr_files_total: "35",
+    kvr_fetch_connections: "4",
+    kvr_attempt: "1",
+  });
+  expect(Number(during.kvr_files_done)).toBeGreaterThan(0);
+  expect(Number(during.kvr_files_done)).toBeLessThan(35);
+  expect(Number(during.kvr_bytes_done)).toBeGreaterThan(0);
+  expect(during.kvr_current_file).toMatch(/\.sst$/);
+  await r.kvr.waitEvent((e) => e.event === "done", 15_000);
+  const total = expected(spec).reduce((n, f) => n + f.data.length, 0);
+  expect(await info(r.port)).toMatchObject({
+    master_sync_in_progress: "0",
+    kvr_state: "synced",
+    kvr_files_done: "35",
+    kvr_files_total: "35",
+    kvr_bytes_done: String(total),
+    kvr_bytes_total: String(total),
+    kvr_current_file: "",
+    kvr_fetch_connections: "0",
+    kvr_last_error: "",
+  });
+  // Stays up after the sync (no --once).
+  expect(r.kvr.proc.exitCode).toBeNull();
+}, 30_000);
