@@ -4,7 +4,7 @@
  * first when a password is given. Failures become TargetFailure with a kind the exit code uses.
  */
 import { connect, isNetError, type Conn } from "../net/index.ts";
-import { call, RespError, replyText, type RespValue } from "../resp/index.ts";
+import { call, RespError, type RespValue } from "../resp/index.ts";
 import type { Target } from "./plan.ts";
 
 /** error: the target replied an error; timeout: a connect or reply deadline; refused; failed: anything else. */
@@ -101,7 +101,3 @@ export async function withSession<T>(target: Target, o: SessionOptions, fn: (s: 
   }
 }
 
-/** The text of a reply, for reports. */
-export function describeReply(v: RespValue): string {
-  return replyText(v);
-}
