@@ -1,0 +1,152 @@
+/**
+ * The mission: a master stalled mid-file (no FIN, no RST), and the replica told to move —
+ * by CLUSTERX SETNODES, by SLAVEOF, or by SIGTERM. The stop must not wait on the network.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { call, replyText } from "../../lib/resp/index.ts";
+import { connect } from "../../lib/net/index.ts";
+import { tempDir } from "../helpers/kvr.ts";
+import { bytes } from "./fake-master.ts";
+import { admin, diffDir, establishedTo, ID_R, info, startMaster, startReplica, topology, type Master, type Replica } from "./helpers.ts";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+function temp() {
+  const d = tempDir();
+  cleanups.push(d.cleanup);
+  return d.path;
+}
+
+/** Master A: slow generated data. Master B: a small directory checkpoint with other names. */
+async function twoMasters() {
+  const a = await startMaster(["--generate", "64x64KiB", "--rate", "0.5"]);
+  cleanups.push(() => a.stop());
+  const src = temp();
+  const bFiles = [
+    ...[1, 2, 3, 4, 5].map((i) => ({ name: `90000${i}.sst`, data: bytes(50_000 + i, 100 + i) })),
+    { name: "CURRENT", data: Buffer.from("MANIFEST-900000\n") },
+    { name: "MANIFEST-900000", data: bytes(500, 99) },
+  ];
+  for (const f of bFiles) writeFileSync(join(src, f.name), f.data);
+  const b = await startMaster(["--dir", src]);
+  cleanups.push(() => b.stop());
+  return { a, b, bFiles };
+}
+
+/** Wait until the replica is mid-fetch from `a`, then stall `a` (SIGUSR1: no FIN, no RST). */
+async function stallMidFile(r: Replica, a: Master) {
+  await r.kvr.waitEvent((e) => e.event === "file-done" && r.kvr.events.filter((x) => x.event === "file-done").length >= 3, 10_000);
+  a.kvr.proc.kill("SIGUSR1");
+  await Bun.sleep(300);
+  expect((await info(r.port)).kvr_state).toBe("fetch_files");
+  expect(await establishedTo(a.port)).toBe(4);
+}
+
+function noTmp(dir: string) {
+  expect(readdirSync(dir).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+}
+
+const measured: number[] = [];
+
+for (const how of ["CLUSTERX SETNODES", "SLAVEOF"] as const) {
+  test(`${how} away from a master stalled mid-file: +OK in < 1 s, old sockets gone, full sync from the new master`, async () => {
+    const { a, b, bFiles } = await twoMasters();
+    const dir = temp();
+    const r = await startReplica(["--dir", dir, "--node-id", ID_R, "--read-timeout", "3s"]);
+    cleanups.push(() => r.stop());
+    const move = (to: "a" | "b", version: number) =>
+      how === "SLAVEOF"
+        ? admin(r.port, ["SLAVEOF", "127.0.0.1", String(to === "a" ? a.port : b.port)])
+        : admin(r.port, ["CLUSTERX", "SETNODES", topology(r.port, { a: a.port, b: b.port }, to), String(version)]);
+    expect(replyText(await move("a", 1))).toBe("OK");
+    await stallMidFile(r, a);
+
+    const t0 = performance.now();
+    const reply = await move("b", 2);
+    const ms = performance.now() - t0;
+    measured.push(ms);
+    console.log(`${how} send → +OK with master A stalled mid-file: ${ms.toFixed(1)} ms`);
+    expect(replyText(reply)).toBe("OK");
+    expect(ms).toBeLessThan(1000);
+    // The replica's sockets to A are closed by the time the reply arrived.
+    expect(await establishedTo(a.port)).toBe(0);
+    const stopped = r.kvr.events.find((e) => e.event === "stopped")!;
+    console.log(`  of which the stop of the run (abort → every socket closed, .tmp removed): ${stopped.ms} ms`);
+    expect(stopped.ms as number).toBeLessThan(1000);
+    noTmp(dir);
+
+    await r.kvr.waitEvent((e) => e.event === "done", 10_000);
+    expect(diffDir(dir, bFiles)).toEqual([]);
+    expect(await info(r.port)).toMatchObject({ master_port: String(b.port), kvr_state: "synced", kvr_fetch_connections: "0" });
+  }, 30_000);
+}
+
+test("SIGTERM while the master is stalled mid-file: exits 0 at once, no .tmp left", async () => {
+  const { a } = await twoMasters();
+  const dir = temp();
+  const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${a.port}`, "--read-timeout", "3s"]);
+  cleanups.push(() => r.stop());
+  await stallMidFile(r, a);
+  const t0 = performance.now();
+  r.kvr.proc.kill("SIGTERM");
+  const code = await r.kvr.exited;
+  const ms = performance.now() - t0;
+  console.log(`SIGTERM → exit with master A stalled mid-file: ${ms.toFixed(1)} ms`);
+  expect(code).toBe(0);
+  expect(ms).toBeLessThan(1000);
+  expect(await establishedTo(a.port)).toBe(0);
+  noTmp(dir);
+}, 30_000);
+
+test("SLAVEOF NO ONE and SETNODES making myself a master stop the run at once", async () => {
+  const { a, b } = await twoMasters();
+  const dir = temp();
+  const r = await startReplica(["--dir", dir, "--node-id", ID_R]);
+  cleanups.push(() => r.stop());
+  expect(replyText(await admin(r.port, ["SLAVEOF", "127.0.0.1", String(a.port)]))).toBe("OK");
+  await stallMidFile(r, a);
+  let t0 = performance.now();
+  expect(replyText(await admin(r.port, ["SLAVEOF", "NO", "ONE"]))).toBe("OK");
+  expect(performance.now() - t0).toBeLessThan(1000);
+  expect(await info(r.port)).toMatchObject({ role: "master", kvr_state: "idle", kvr_fetch_connections: "0" });
+  noTmp(dir);
+
+  // Back to A (still stalled), then a topology where this node is a master.
+  expect(replyText(await admin(r.port, ["SLAVEOF", "127.0.0.1", String(a.port)]))).toBe("OK");
+  await Bun.sleep(200);
+  const asMaster = topology(r.port, { a: a.port, b: b.port }, "a").replace(/slave a{40}$/, "master -");
+  t0 = performance.now();
+  expect(replyText(await admin(r.port, ["CLUSTERX", "SETNODES", asMaster, "5"]))).toBe("OK");
+  expect(performance.now() - t0).toBeLessThan(1000);
+  expect((await info(r.port)).role).toBe("master");
+  expect(await establishedTo(a.port)).toBe(0);
+}, 30_000);
+
+test("20 SETNODES alternating between a stalled master and a live one: every reply well under 1 s", async () => {
+  const { a, b } = await twoMasters();
+  const dir = temp();
+  const r = await startReplica(["--dir", dir, "--node-id", ID_R, "--read-timeout", "3s"]);
+  cleanups.push(() => r.stop());
+  const conn = await connect("127.0.0.1", r.port, { readMs: 5000 });
+  cleanups.push(() => conn.destroy());
+  expect(replyText(await call(conn, ["CLUSTERX", "SETNODES", topology(r.port, { a: a.port, b: b.port }, "a"), "1"]))).toBe("OK");
+  await stallMidFile(r, a);
+  const times: number[] = [];
+  for (let v = 2; v < 22; v++) {
+    const t0 = performance.now();
+    const reply = await call(conn, ["CLUSTERX", "SETNODES", topology(r.port, { a: a.port, b: b.port }, v % 2 ? "a" : "b"), String(v)]);
+    times.push(performance.now() - t0);
+    expect(replyText(reply)).toBe("OK");
+    await Bun.sleep(30);
+  }
+  times.sort((x, y) => x - y);
+  console.log(`SETNODES send → +OK over ${times.length} switches: median ${times[times.length >> 1].toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms`);
+  expect(times[times.length - 1]).toBeLessThan(1000);
+  expect(replyText(await call(conn, ["CLUSTERX", "VERSION"]))).toBe("21");
+  expect(await establishedTo(b.port)).toBe(0);
+  noTmp(dir);
+}, 30_000);
