@@ -1,0 +1,94 @@
+/** The admin port: AUTH, Kvrocks' messages, CLUSTERX / CLUSTER NODES / ROLE / INFO wiring. */
+import { afterEach, expect, test } from "bun:test";
+import { connect } from "../../lib/net/index.ts";
+import { call, replyText } from "../../lib/resp/index.ts";
+import { runKvr, tempDir } from "../helpers/kvr.ts";
+import { admin, ID_A, ID_B, ID_R, info, startReplica, topology } from "./helpers.ts";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+async function replica(args: string[] = [], env: Record<string, string> = {}) {
+  const d = tempDir();
+  cleanups.push(d.cleanup);
+  const r = await startReplica(["--dir", d.path, ...args], env);
+  cleanups.push(() => r.stop());
+  return r;
+}
+const text = async (port: number, args: string[]) => replyText(await admin(port, args));
+
+test("requirepass: NOAUTH before AUTH, wrong password, then every command works", async () => {
+  const r = await replica([], { KVR_REQUIREPASS: "s3cret" });
+  const conn = await connect("127.0.0.1", r.port, { readMs: 3000 });
+  cleanups.push(() => conn.destroy());
+  for (const cmd of [["PING"], ["INFO"], ["CLUSTERX", "VERSION"], ["SLAVEOF", "NO", "ONE"], ["CLUSTER", "NODES"], ["ROLE"]]) {
+    expect(replyText(await call(conn, cmd))).toBe("-NOAUTH Authentication required.");
+  }
+  expect(replyText(await call(conn, ["AUTH", "wrong"]))).toBe("-ERR Invalid password");
+  expect(replyText(await call(conn, ["AUTH", "s3cret"]))).toBe("OK");
+  expect(replyText(await call(conn, ["PING"]))).toBe("PONG");
+  expect(replyText(await call(conn, ["CLUSTERX", "VERSION"]))).toBe("-1");
+  // The password never shows in INFO.
+  expect(replyText(await call(conn, ["INFO"]))).not.toContain("s3cret");
+});
+
+test("AUTH without a password set; unknown command; inline commands", async () => {
+  const r = await replica();
+  expect(await text(r.port, ["AUTH", "x"])).toBe("-ERR Client sent AUTH, but no password is set");
+  expect(await text(r.port, ["FLUSHALL", "a", "b"])).toBe("-ERR unknown command `FLUSHALL`, with args beginning with: `a`, `b`");
+  const conn = await connect("127.0.0.1", r.port, { readMs: 3000 });
+  cleanups.push(() => conn.destroy());
+  await conn.write("PING\r\n");
+  expect(await conn.readLine()).toBe("+PONG");
+});
+
+test("SETNODES errors are Kvrocks' exact messages", async () => {
+  const r = await replica(["--node-id", ID_R]);
+  const good = topology(r.port, { a: 7001, b: 7002 }, "a");
+  const cases: Array<[string[], string]> = [
+    [["CLUSTERX", "SETNODES", good, "x"], "-ERR Invalid version"],
+    [["CLUSTERX", "SETNODES", good, "-1"], "-ERR Invalid cluster version"],
+    [["CLUSTERX", "SETNODES", good, "1", "NOW"], "-ERR Invalid setnodes options"],
+    [["CLUSTERX", "SETNODES", `${ID_A} 127.0.0.1 7001 master`, "1"], "-ERR Invalid cluster nodes info"],
+    [["CLUSTERX", "SETNODES", `${"a".repeat(39)} 127.0.0.1 7001 master -`, "1"], "-ERR Invalid cluster node id"],
+    [["CLUSTERX", "SETNODES", `${ID_A} 127.0.0.1 99999 master -`, "1"], "-ERR Invalid cluster node port"],
+    [["CLUSTERX", "SETNODES", `${ID_A} 127.0.0.1 7001 leader -`, "1"], "-ERR Invalid cluster node role"],
+    [["CLUSTERX", "SETNODES", `${ID_A} 127.0.0.1 7001 master - 9-3`, "1"], "-ERR Slot is out of range"],
+    [["CLUSTERX", "SETNODES", `${ID_A} 127.0.0.1 7001 master - 0-10\n${ID_B} 127.0.0.1 7002 master - 10`, "1"], "-ERR Slot distribution is overlapped"],
+    [["CLUSTERX", "SETNODEID", "short"], "-ERR Invalid cluster node id"],
+  ];
+  for (const [cmd, want] of cases) expect(await text(r.port, cmd)).toBe(want);
+  // A lower version after a good one.
+  expect(await text(r.port, ["CLUSTERX", "SETNODES", good.replace(/slave a{40}$/, "master -").replace(/ 0-8191/, " 0-8191"), "3"])).toBe("OK");
+  expect(await text(r.port, ["CLUSTERX", "SETNODES", good, "2"])).toBe("-ERR Invalid cluster version");
+  expect(await text(r.port, ["CLUSTERX", "VERSION"])).toBe("3");
+});
+
+test("CLUSTERX MYID/SETNODEID, CLUSTER NODES with myself, ROLE and INFO after SETNODES", async () => {
+  const r = await replica(["--node-id", ID_R, "--connect-timeout", "200ms", "--retry-delay", "5s"]);
+  expect(await text(r.port, ["CLUSTERX", "MYID"])).toBe(ID_R);
+  expect(await text(r.port, ["CLUSTER", "NODES"])).toBe("-CLUSTERDOWN The cluster is not initialized");
+  expect(await info(r.port)).toMatchObject({ role: "master", kvr_state: "idle", kvr_fetch_connections: "0" });
+  // Master A does not exist (a closed port): the replica keeps retrying, the admin port answers.
+  const closedPort = 1; // nothing listens on 127.0.0.1:1
+  expect(await text(r.port, ["CLUSTERX", "SETNODES", topology(r.port, { a: closedPort, b: 7002 }, "a"), "7"])).toBe("OK");
+  const nodes = await text(r.port, ["CLUSTER", "NODES"]);
+  expect(nodes).toContain(`${ID_R} 127.0.0.1:${r.port}@${r.port + 10000} myself,slave ${ID_A}`);
+  expect(nodes).toContain(`${ID_A} 127.0.0.1:1@10001 master -`);
+  const role = await admin(r.port, ["ROLE"]);
+  expect(Array.isArray(role) && role.slice(0, 3).map((v) => (Buffer.isBuffer(v) ? v.toString() : v))).toEqual(["slave", "127.0.0.1", 1]);
+  const i = await info(r.port);
+  expect(i).toMatchObject({ role: "slave", master_host: "127.0.0.1", master_port: "1", master_link_status: "down" });
+  await Bun.sleep(100);
+  expect((await info(r.port)).kvr_last_error).toContain("connection refused");
+  expect(await text(r.port, ["INFO", "cluster"])).toContain("cluster_version:7");
+});
+
+test("usage errors exit 2: missing --dir, a --dir that does not exist, bad --node-id", async () => {
+  expect((await runKvr(["replica", "--port", "0"])).code).toBe(2);
+  const missing = await runKvr(["replica", "--dir", "/nonexistent/kvr-target", "--port", "0"]);
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain("does not exist");
+  expect((await runKvr(["replica", "--dir", ".", "--node-id", "abc", "--port", "0"])).code).toBe(2);
+});
