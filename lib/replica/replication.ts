@@ -150,6 +150,7 @@ export class ReplicationRun {
       if (!rc.ok) out.debug(`replconf answered ${rc.reply}; going on (older masters lack replconf)`);
       const nextSeq = await checkpointNextSeq(cfg.dir);
       if (nextSeq !== null) {
+        st.replOffset = nextSeq - 1;
         st.setState((step = "send_psync"));
         const p = await sendPsync(ctl, nextSeq, null);
         if (p.kind === "stream") {
@@ -172,7 +173,7 @@ export class ReplicationRun {
     } finally {
       ctl.destroy();
     }
-    return fullSync({
+    const summary = await fullSync({
       dir: cfg.dir,
       maxFileSize: cfg.maxFileSize,
       workers: cfg.workers,
@@ -182,6 +183,10 @@ export class ReplicationRun {
       abortAttempt: () => attempt.abort(),
       open,
     });
+    // The restored checkpoint's sequence is what a following PSYNC continues from.
+    const next = await checkpointNextSeq(cfg.dir);
+    if (next !== null) st.replOffset = next - 1;
+    return summary;
   }
 }
 

@@ -1,0 +1,70 @@
+/** PSYNC only when the target holds a complete checkpoint; an empty target goes straight to full sync. */
+import { afterEach, expect, test } from "bun:test";
+import { tempDir } from "../helpers/kvr.ts";
+import { fakeCheckpoint, startFakeMaster } from "./fake-master.ts";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { diffDir, info, startReplica } from "./helpers.ts";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+test("an empty target: AUTH, _db_name, replconf, then _fetch_meta — no PSYNC", async () => {
+  const m = await startFakeMaster({ files: fakeCheckpoint(2, 1000), password: "pw" });
+  cleanups.push(() => m.close());
+  const d = tempDir();
+  cleanups.push(d.cleanup);
+  const r = await startReplica(["--dir", d.path, "--master", `127.0.0.1:${m.port}`, "--once"], { KVR_MASTERAUTH: "pw" });
+  cleanups.push(() => r.stop());
+  expect(await r.kvr.exited).toBe(0);
+  const words = m.commands.map((c) => c[0]);
+  expect(words.slice(0, 4)).toEqual(["auth", "_db_name", "replconf", "auth"]);
+  expect(m.commands[2]).toEqual(["replconf", "listening-port", String(r.port)]);
+  expect(words).not.toContain("psync");
+  expect(words.filter((w) => w === "_fetch_meta").length).toBe(1);
+  expect(words.filter((w) => w === "_fetch_file").length).toBe(1);
+  const states = r.kvr.events.filter((e) => e.event === "state").map((e) => e.state);
+  expect(states).toEqual(["connecting", "send_auth", "check_db_name", "replconf", "fetch_meta", "fetch_files", "synced"]);
+});
+
+/** The real Kvrocks checkpoint fixture (sequence 2256: MANIFEST 2156 + WAL up to 2256). */
+const FIXTURE = resolve(import.meta.dir, "../../../shared/fixtures/kvrocks-checkpoint");
+function fixtureFiles() {
+  return readdirSync(FIXTURE).map((name) => ({ name, data: readFileSync(join(FIXTURE, name)) }));
+}
+
+test("a target holding a complete checkpoint asks PSYNC <its sequence + 1>; +OK → connected, no full sync", async () => {
+  const files = fixtureFiles();
+  const m = await startFakeMaster({ files, psyncReply: "OK" });
+  cleanups.push(() => m.close());
+  const d = tempDir();
+  cleanups.push(d.cleanup);
+  for (const f of files) writeFileSync(join(d.path, f.name), f.data);
+  const r = await startReplica(["--dir", d.path, "--master", `127.0.0.1:${m.port}`]);
+  cleanups.push(() => r.stop());
+  await r.kvr.waitEvent((e) => e.event === "state" && e.state === "connected", 5000);
+  expect(m.commands.find((c) => c[0] === "psync")).toEqual(["psync", "2257"]);
+  expect(m.commands.map((c) => c[0])).not.toContain("_fetch_meta");
+  expect(await info(r.port)).toMatchObject({ master_link_status: "up", kvr_state: "connected", slave_repl_offset: "2256" });
+});
+
+test("PSYNC refused → full sync that skips the files already present (CURRENT fetched again)", async () => {
+  const files = fixtureFiles();
+  const m = await startFakeMaster({ files });
+  cleanups.push(() => m.close());
+  const d = tempDir();
+  cleanups.push(d.cleanup);
+  for (const f of files) writeFileSync(join(d.path, f.name), f.data);
+  const r = await startReplica(["--dir", d.path, "--master", `127.0.0.1:${m.port}`, "--once"]);
+  cleanups.push(() => r.stop());
+  expect(await r.kvr.exited).toBe(0);
+  expect(m.commands.find((c) => c[0] === "psync")).toEqual(["psync", "2257"]);
+  const states = r.kvr.events.filter((e) => e.event === "state").map((e) => e.state);
+  expect(states).toEqual(["connecting", "check_db_name", "replconf", "send_psync", "fetch_meta", "fetch_files", "synced"]);
+  expect(r.kvr.events.find((e) => e.event === "skip")!.count).toBe(files.length - 1);
+  expect(m.commands.find((c) => c[0] === "_fetch_file")).toEqual(["_fetch_file", "CURRENT"]);
+  expect(diffDir(d.path, files)).toEqual([]);
+  expect(r.kvr.events.find((e) => e.event === "done")).toMatchObject({ files: files.length, skipped: files.length - 1 });
+});
