@@ -1,0 +1,118 @@
+/**
+ * Which socket API should lib/net stand on? Loopback throughput (server → client, client
+ * discards) of raw Bun.listen/Bun.connect, raw node:net, and lib/net's Conn (node:net based),
+ * plus the abort latency of a blocked Conn read. Figures are ratios to raw Bun sockets measured
+ * in the same run.  Run: bun run bench/socket-api.ts [MiB]
+ */
+import net from "node:net";
+import { connect, listen } from "../lib/net/index.ts";
+
+const MiB = 1 << 20;
+const TOTAL = Number(process.argv[2] ?? 512) * MiB;
+const BLOCK = Buffer.alloc(MiB, 0x5a);
+
+async function rawBun(): Promise<number> {
+  let sent = 0;
+  const pump = (s: Bun.Socket<undefined>) => {
+    while (sent < TOTAL) {
+      const want = Math.min(BLOCK.length, TOTAL - sent);
+      const n = s.write(BLOCK.subarray(0, want));
+      sent += n;
+      if (n < want) return;
+    }
+    s.end();
+  };
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: pump, drain: pump, data() {} } });
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    let got = 0;
+    Bun.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+      socket: {
+        data(_s, d) {
+          got += d.length;
+        },
+        end(s) {
+          if (got !== TOTAL) throw new Error(`raw Bun got ${got}`);
+          s.end();
+          resolve();
+        },
+      },
+    });
+  });
+  const ms = performance.now() - t0;
+  server.stop(true);
+  return TOTAL / MiB / (ms / 1000);
+}
+
+async function rawNode(): Promise<number> {
+  const server = net.createServer(async (s) => {
+    for (let sent = 0; sent < TOTAL; sent += BLOCK.length) {
+      if (!s.write(BLOCK)) await new Promise((r) => s.once("drain", r));
+    }
+    s.end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    let got = 0;
+    const c = net.connect(port, "127.0.0.1");
+    c.on("data", (d) => (got += d.length));
+    c.on("end", () => {
+      if (got !== TOTAL) throw new Error(`node got ${got}`);
+      c.destroy();
+      resolve();
+    });
+  });
+  const ms = performance.now() - t0;
+  server.close();
+  return TOTAL / MiB / (ms / 1000);
+}
+
+async function kvrConn(): Promise<number> {
+  const server = await listen("127.0.0.1", 0, async (c) => {
+    for (let sent = 0; sent < TOTAL; sent += BLOCK.length) await c.write(BLOCK);
+    c.end();
+  });
+  const t0 = performance.now();
+  const c = await connect("127.0.0.1", server.port);
+  let got = 0;
+  await c.readExactly(TOTAL, (b) => void (got += b.length));
+  const ms = performance.now() - t0;
+  c.destroy();
+  await server.close(50);
+  return TOTAL / MiB / (ms / 1000);
+}
+
+async function abortLatency(trials: number): Promise<number[]> {
+  const server = await listen("127.0.0.1", 0, () => {}, { readMs: 0 });
+  const out: number[] = [];
+  for (let i = 0; i < trials; i++) {
+    const ac = new AbortController();
+    const c = await connect("127.0.0.1", server.port, { readMs: 60_000, signal: ac.signal });
+    const p = c.readExactly(10, () => {}).catch(() => performance.now());
+    await Bun.sleep(2);
+    const t0 = performance.now();
+    ac.abort();
+    out.push((await p) - t0);
+  }
+  await server.close(50);
+  return out.sort((a, b) => a - b);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const runs = 3;
+const res: Record<string, number[]> = { "Bun.listen/connect (raw)": [], "node:net (raw)": [], "lib/net Conn": [] };
+for (let i = 0; i < runs; i++) {
+  res["Bun.listen/connect (raw)"].push(await rawBun());
+  res["node:net (raw)"].push(await rawNode());
+  res["lib/net Conn"].push(await kvrConn());
+}
+const ref = median(res["Bun.listen/connect (raw)"]);
+console.log(`| socket API (${TOTAL / MiB} MiB loopback, median of ${runs}) | MB/s | ratio to raw Bun |`);
+console.log("| --- | --- | --- |");
+for (const [k, v] of Object.entries(res)) console.log(`| ${k} | ${median(v).toFixed(0)} | ${(median(v) / ref).toFixed(2)} |`);
+const ab = await abortLatency(200);
+console.log(`\nabort of a blocked Conn read, 200 trials: p50 ${ab[100].toFixed(3)} ms, p99 ${ab[197].toFixed(3)} ms, max ${ab[199].toFixed(3)} ms`);
