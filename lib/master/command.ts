@@ -1,8 +1,89 @@
-/** kvr master — not built yet. */
+/**
+ * kvr master — a Kvrocks-compatible master serving a checkpoint's files over the replication
+ * protocol, with fault injection (see faults/). Runs until SIGINT/SIGTERM.
+ */
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
+import { formatBytes, list, parseDuration, parseIntFlag, parsePort, parseSize, UsageError } from "../ui/units.ts";
+import { parseFault } from "./faults/spec.ts";
+import { DEFAULT_GENERATE, DEFAULT_GENERATED_SEQ, parseGenerateSpec } from "./generate.ts";
+import { startMaster, type MasterConfig } from "./server.ts";
+import { dirSource, generatedSource, totalBytes } from "./source.ts";
 
-export async function run(_opts: Record<string, unknown>, out: Output): Promise<number> {
-  out.error("kvr master is not built yet in this version.");
-  return EXIT.USAGE;
+/** --rate: a bare number is MB/s in Kvrocks' sense (MiB/s, like max-replication-mb); units give bytes/s. */
+export function parseRate(v: unknown): number {
+  const s = String(v).trim();
+  if (/^\d+(\.\d+)?$/.test(s)) return Math.round(Number(s) * 1024 * 1024);
+  return parseSize("rate", s);
+}
+
+/** Turn the CLI options into a master configuration (throws UsageError). */
+export function configFromOptions(opts: Record<string, unknown>): MasterConfig {
+  if (opts.dir !== undefined && opts.generate !== undefined) throw new UsageError("give either --dir or --generate, not both");
+  const single = (k: string): string | undefined => {
+    const v = opts[k];
+    if (Array.isArray(v)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} given more than once`);
+    return v === undefined ? undefined : String(v);
+  };
+  const seqText = single("seq");
+  const seq = seqText === undefined ? undefined : parseIntFlag("seq", seqText, 1);
+  const source =
+    single("dir") !== undefined
+      ? dirSource(single("dir")!)
+      : generatedSource(parseGenerateSpec(single("generate") ?? DEFAULT_GENERATE, seq ?? DEFAULT_GENERATED_SEQ));
+  const pw = single("requirepass") ?? process.env.KVR_REQUIREPASS ?? "";
+  const writeRate = Number(single("writeRate") ?? "0");
+  if (writeRate !== 0) throw new UsageError("--write-rate is not supported by this version of kvr master yet (use 0)");
+  return {
+    host: single("bind") ?? "127.0.0.1",
+    port: parsePort("port", single("port") ?? "6666"),
+    source,
+    dbName: single("dbName") ?? "change.me.db",
+    password: pw === "" ? null : pw,
+    rate: parseRate(single("rate") ?? "0"),
+    faults: list(opts.fault).map(parseFault),
+    seq: seq ?? DEFAULT_GENERATED_SEQ,
+    heartbeatMs: Math.max(1, parseDuration("heartbeat", single("heartbeat") ?? "2s")),
+    sendTimeoutMs: parseDuration("send-timeout", single("sendTimeout") ?? "30s"),
+    idleMs: parseDuration("idle-timeout", single("idleTimeout") ?? "300s"),
+  };
+}
+
+export async function run(opts: Record<string, unknown>, out: Output): Promise<number> {
+  const cfg = configFromOptions(opts);
+  const master = await startMaster(cfg, out);
+  const { source } = cfg;
+  out.event(
+    "source",
+    { description: source.description, files: source.files.length, bytes: totalBytes(source), seq: cfg.seq },
+    `serving ${source.description}: ${source.files.length} files, ${formatBytes(totalBytes(source))}, sequence ${cfg.seq}`,
+  );
+  if (cfg.password === null && !["127.0.0.1", "localhost", "::1"].includes(cfg.host)) {
+    out.warn(`listening on ${cfg.host} without a password: anyone who can reach it can fetch the checkpoint (set --requirepass)`);
+  }
+  if (cfg.faults.length) out.info(`faults: ${cfg.faults.map((f) => f.text).join(" ")}`);
+  if (cfg.rate > 0) out.info(`rate limit ${formatBytes(cfg.rate)}/s shared by all fetch connections`);
+  if (out.json) out.event("listening", { host: master.host, port: master.port });
+  else out.info(`listening on ${master.host}:${master.port}`);
+
+  const onUsr1 = () => {
+    out.info("SIGUSR1: stalling every connection");
+    void master.ctx.faults.add("stall");
+  };
+  const onUsr2 = () => {
+    out.info("SIGUSR2: clearing every fault");
+    void master.ctx.faults.clear();
+  };
+  process.on("SIGUSR1", onUsr1);
+  process.on("SIGUSR2", onUsr2);
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  out.info(`${signal}: stopping`);
+  process.off("SIGUSR1", onUsr1);
+  process.off("SIGUSR2", onUsr2);
+  await Promise.race([master.close(), Bun.sleep(700)]);
+  out.event("stopped", { signal });
+  return EXIT.OK;
 }

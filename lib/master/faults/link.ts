@@ -1,0 +1,127 @@
+/**
+ * A connection's link: the pipeline of fired fault effects between the master's protocol writer
+ * and the socket, plus the counters triggers look at (file bytes sent, files sent, commands seen).
+ */
+import { NetError, type Conn } from "../../net/index.ts";
+import type { Effect, LinkHandle } from "./types.ts";
+
+/** The controller side a link reports to (see controller.ts). */
+export interface LinkOwner {
+  evaluate(link: Link): void;
+  /** The next file-byte offset (> link.fileBytes) at which a fault may fire, or Infinity. */
+  nextCut(link: Link): number;
+}
+
+export class Link implements LinkHandle {
+  /** File bytes sent on this connection (the after-bytes counter and the logged offset). */
+  fileBytes = 0;
+  /** Files completely sent on this connection. */
+  files = 0;
+  /** Commands received (lower case): the on= trigger. */
+  readonly seen = new Set<string>();
+  readonly startedAt = performance.now();
+  /** Fault ids that fired here, and the effects they installed, in firing order. */
+  readonly fired = new Set<number>();
+  effects: Array<{ faultId: number; effect: Effect }> = [];
+  readonly timers = new Map<number, ReturnType<typeof setTimeout>>();
+  dead = false;
+  private wakers: Array<() => void> = [];
+
+  constructor(
+    readonly id: number,
+    readonly conn: Conn,
+    private readonly owner: LinkOwner,
+  ) {}
+
+  kill(reset: boolean): void {
+    if (this.dead) return;
+    this.dead = true;
+    if (reset) this.conn.destroy(true);
+    else {
+      this.conn.end();
+      setTimeout(() => this.conn.destroy(), 2000).unref?.();
+    }
+    this.wake();
+  }
+
+  pauseReads(): void {
+    this.conn.pauseReading();
+  }
+
+  wake(): void {
+    const w = this.wakers;
+    this.wakers = [];
+    for (const f of w) f();
+  }
+
+  /** True while a fired fault (stall) forbids reading commands. */
+  readsHeld(): boolean {
+    return this.effects.some((e) => e.effect.holdsReads?.() === true);
+  }
+
+  /** Wait until no fault holds reads (or the link died). */
+  async readable(): Promise<void> {
+    while (!this.dead && this.readsHeld()) await new Promise<void>((r) => this.wakers.push(r));
+  }
+
+  /** A command arrived: record it for on= triggers, then return an injected error reply or null. */
+  command(name: string): string | null {
+    this.seen.add(name);
+    this.owner.evaluate(this);
+    return this.errorFor(name);
+  }
+
+  /** The error reply an active error fault gives to `name`, or null. */
+  errorFor(name: string): string | null {
+    for (const { effect } of this.effects) {
+      const m = effect.onCommand?.(name);
+      if (m != null) return m;
+    }
+    return null;
+  }
+
+  /** A file was completely sent (after-files trigger). */
+  fileDone(): void {
+    this.files++;
+    this.owner.evaluate(this);
+  }
+
+  /** Write protocol bytes (replies, size lines) through the fault pipeline. */
+  write(data: Buffer | string): Promise<void> {
+    return this.send(typeof data === "string" ? Buffer.from(data, "latin1") : data);
+  }
+
+  /**
+   * Write file bytes: counted for after-bytes triggers, split exactly at a trigger's offset so a
+   * fault fires after precisely that many bytes.
+   */
+  async writeFile(data: Buffer, onSent?: (n: number) => void): Promise<void> {
+    let off = 0;
+    while (off < data.length) {
+      this.owner.evaluate(this);
+      if (this.dead) throw this.deadError();
+      const cut = this.owner.nextCut(this);
+      const n = Math.min(data.length - off, cut - this.fileBytes);
+      await this.send(data.subarray(off, off + n));
+      this.fileBytes += n;
+      off += n;
+      onSent?.(n);
+    }
+    this.owner.evaluate(this);
+  }
+
+  private deadError(): NetError {
+    return new NetError("CLOSED", `connection ${this.id} closed by an injected fault`, { peer: this.conn.peer });
+  }
+
+  private send(data: Buffer): Promise<void> {
+    if (this.dead) return Promise.reject(this.deadError());
+    const chain = this.effects.map((e) => e.effect).filter((e) => e.pipe);
+    const run = (i: number, d: Buffer): Promise<void> => {
+      if (this.dead) return Promise.reject(this.deadError());
+      if (i < chain.length) return chain[i].pipe!(d, (x) => run(i + 1, x));
+      return this.conn.write(d);
+    };
+    return run(0, data);
+  }
+}

@@ -1,0 +1,29 @@
+/** The INFO reply of kvr master: Kvrocks' replication fields plus kvr's own counters. */
+export interface InfoState {
+  seq: number;
+  slaves: Array<{ ip: string; port: number; offset: number }>;
+  files: number;
+  bytes: number;
+  bytesSent: number;
+  filesServed: number;
+  fetchConnections: number;
+  activeFaults: number;
+}
+
+/** INFO [section] text (`\r\n` lines); unknown sections give an empty string, as Kvrocks does. */
+export function infoText(s: InfoState, section = "replication"): string {
+  const sec = section.toLowerCase();
+  if (!["replication", "all", "default", "everything"].includes(sec)) return "";
+  const lines = ["# Replication", "role:master", `connected_slaves:${s.slaves.length}`];
+  s.slaves.forEach((r, i) => lines.push(`slave${i}:ip=${r.ip},port=${r.port},offset=${r.offset},lag=${Math.max(0, s.seq - r.offset)}`));
+  lines.push(
+    `master_repl_offset:${s.seq}`,
+    `kvr_checkpoint_files:${s.files}`,
+    `kvr_checkpoint_bytes:${s.bytes}`,
+    `kvr_bytes_sent:${s.bytesSent}`,
+    `kvr_files_served:${s.filesServed}`,
+    `kvr_fetch_connections:${s.fetchConnections}`,
+    `kvr_active_faults:${s.activeFaults}`,
+  );
+  return lines.join("\r\n") + "\r\n";
+}

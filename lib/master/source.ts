@@ -1,0 +1,123 @@
+/**
+ * Checkpoint sources: the files `_fetch_meta` lists and `_fetch_file` streams. A directory
+ * (a real RocksDB/Kvrocks checkpoint, read from disk chunk by chunk) or generated data.
+ */
+import { close, fstat, open, read, readdirSync, statSync } from "node:fs";
+import { promisify } from "node:util";
+import { join, resolve } from "node:path";
+import { generatedChunks, generatedFiles, type GenerateSpec } from "./generate.ts";
+import { UsageError } from "../ui/units.ts";
+
+const openAsync = promisify(open);
+const fstatAsync = promisify(fstat);
+const readAsync = promisify(read);
+const closeAsync = promisify(close);
+
+export interface SourceFile {
+  name: string;
+  size: number;
+}
+
+/** An opened file: its size (the size line) and its bytes in chunks. */
+export interface OpenFile {
+  size: number;
+  /** Chunks of at most `max` bytes, exactly `size` bytes in all (throws if the file shrank). */
+  chunks(max: number): AsyncIterable<Buffer>;
+  close(): Promise<void>;
+}
+
+export interface CheckpointSource {
+  /** Where the data comes from, for the start message. */
+  readonly description: string;
+  /** The served files, in `_fetch_meta` order. */
+  readonly files: SourceFile[];
+  /** True when `name` is one of the served files. */
+  has(name: string): boolean;
+  open(name: string): Promise<OpenFile>;
+}
+
+/** Total bytes of a source's files. */
+export function totalBytes(src: CheckpointSource): number {
+  return src.files.reduce((a, f) => a + f.size, 0);
+}
+
+/**
+ * Why `name` may not be served, or null when it is acceptable. Checked before touching the
+ * disk: empty, `.`/`..`, a path separator or NUL, or not in the served list.
+ */
+export function refuseName(name: string, src: CheckpointSource): string | null {
+  if (name === "") return "empty file name";
+  if (name === "." || name === "..") return `'${name}' is not a file name`;
+  if (/[/\\\0]/.test(name)) return `file name ${JSON.stringify(name)} contains a path separator or NUL`;
+  if (!src.has(name)) return `'${name}' is not a file of this checkpoint`;
+  return null;
+}
+
+/** Serve the regular files of a directory, listed in the directory's own order. */
+export function dirSource(dir: string): CheckpointSource {
+  const root = resolve(dir);
+  let st;
+  try {
+    st = statSync(root);
+  } catch {
+    throw new UsageError(`--dir: '${dir}' does not exist (give a checkpoint directory)`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`--dir: '${dir}' is not a directory`);
+  const files: SourceFile[] = [];
+  for (const ent of readdirSync(root, { withFileTypes: true })) {
+    if (!ent.isFile()) continue;
+    files.push({ name: ent.name, size: statSync(join(root, ent.name)).size });
+  }
+  if (files.length === 0) throw new UsageError(`--dir: '${dir}' holds no files to serve`);
+  const names = new Set(files.map((f) => f.name));
+  return {
+    description: `directory ${root}`,
+    files,
+    has: (n) => names.has(n),
+    async open(name) {
+      const fd = await openAsync(join(root, name), "r");
+      const size = (await fstatAsync(fd)).size;
+      let closed = false;
+      return {
+        size,
+        async *chunks(max) {
+          let pos = 0;
+          while (pos < size) {
+            const n = Math.min(max, size - pos);
+            const buf = Buffer.allocUnsafe(n);
+            const { bytesRead } = await readAsync(fd, buf, 0, n, pos);
+            if (bytesRead === 0) throw new Error(`${name} shrank while being served (${pos} of ${size} bytes)`);
+            pos += bytesRead;
+            yield bytesRead === n ? buf : buf.subarray(0, bytesRead);
+          }
+        },
+        async close() {
+          if (closed) return;
+          closed = true;
+          await closeAsync(fd);
+        },
+      };
+    },
+  };
+}
+
+/** Serve a generated checkpoint (see generate.ts). */
+export function generatedSource(spec: GenerateSpec): CheckpointSource {
+  const files = generatedFiles(spec);
+  const names = new Set(files.map((f) => f.name));
+  return {
+    description: `generated data ${spec.count}x${spec.size} bytes, seed ${spec.seed}`,
+    files,
+    has: (n) => names.has(n),
+    async open(name) {
+      const size = files.find((f) => f.name === name)!.size;
+      return {
+        size,
+        async *chunks(max) {
+          yield* generatedChunks(spec, name, max);
+        },
+        async close() {},
+      };
+    },
+  };
+}
