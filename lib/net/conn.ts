@@ -54,6 +54,7 @@ export class Conn {
   private failure: NetError | null = null;
   private reader: Waiter | null = null;
   private readTimer: ReturnType<typeof setTimeout> | null = null;
+  private readTimerMs = 0;
   private writers = new Set<Waiter>();
   /** Waits raced by race() (a read sink's promise): a clean close by the peer does not end them. */
   private racers = new Set<Waiter>();
@@ -173,9 +174,18 @@ export class Conn {
     }
     return new Promise<void>((resolve, reject) => {
       this.reader = { resolve, reject };
+      if (this.readMs <= 0 && this.readTimer) {
+        clearTimeout(this.readTimer);
+        this.readTimer = null;
+      }
       if (this.readMs > 0) {
-        if (this.readTimer) this.readTimer.refresh();
-        else this.readTimer = setTimeout(this.onReadTimeout, this.readMs);
+        // refresh() keeps the timer's first duration: re-arm when readMs was changed since.
+        if (this.readTimer && this.readTimerMs === this.readMs) this.readTimer.refresh();
+        else {
+          if (this.readTimer) clearTimeout(this.readTimer);
+          this.readTimerMs = this.readMs;
+          this.readTimer = setTimeout(this.onReadTimeout, this.readMs);
+        }
       }
     });
   }
