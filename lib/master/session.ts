@@ -129,10 +129,17 @@ async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: Mast
     await link.write(error("NOAUTH Authentication required."));
     return "continue";
   }
+  // A connection that controls faults is never hit by them (redis-cli must get its +OK).
+  if (cmd === "kvr") link.control = true;
   const injected = link.command(cmd);
   if (link.dead) return "stop";
   if (injected !== null) {
     await link.write(error(injected));
+    if (cmd === "_fetch_file" || cmd === "_fetch_meta") {
+      // These always end the connection on a Kvrocks master.
+      conn.end();
+      return "stop";
+    }
     return "continue";
   }
   switch (cmd) {

@@ -50,6 +50,11 @@ export class FaultController implements LinkOwner {
     return this.faults.map((f) => f.spec.text);
   }
 
+  /** Links of the live connections (tests and diagnostics). */
+  liveLinks(): Link[] {
+    return [...this.links];
+  }
+
   get count(): number {
     return this.faults.length;
   }
@@ -132,7 +137,7 @@ export class FaultController implements LinkOwner {
   }
 
   private ready(f: Fault, link: Link): boolean {
-    if (link.fired.has(f.id) || this.exhausted(f)) return false;
+    if (link.control || link.fired.has(f.id) || this.exhausted(f)) return false;
     const t = f.spec.triggers;
     if (t.on !== undefined && !link.seen.has(t.on)) return false;
     if (t.afterBytes !== undefined && link.fileBytes < t.afterBytes) return false;

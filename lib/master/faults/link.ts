@@ -25,6 +25,8 @@ export class Link implements LinkHandle {
   effects: Array<{ faultId: number; effect: Effect }> = [];
   readonly timers = new Map<number, ReturnType<typeof setTimeout>>();
   dead = false;
+  /** A connection that sent KVR FAULT commands: faults never fire on it. */
+  control = false;
   private wakers: Array<() => void> = [];
 
   constructor(
