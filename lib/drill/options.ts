@@ -20,7 +20,7 @@ export interface DrillConfig {
   advertiseHost: string;
   files: number;
   fileSize: number;
-  /** A's rate limit in MB/s (10^6 bytes/s). */
+  /** A's rate limit in MB/s as kvr master and Kvrocks count them (MiB/s, like max-replication-mb). */
   rateMBps: number;
   /** True when --rate was not given: chosen so a full sync takes about 10 s. */
   rateAuto: boolean;
@@ -61,7 +61,7 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
   let rateMBps: number;
   const rateAuto = o.rate === undefined;
   if (rateAuto) {
-    rateMBps = Math.max(0.001, Math.round((total / 1e6 / FULL_SYNC_TARGET_S) * 1000) / 1000);
+    rateMBps = Math.max(0.001, Math.round((total / 2 ** 20 / FULL_SYNC_TARGET_S) * 1000) / 1000);
   } else {
     const s = String(single("rate", o.rate)).trim();
     if (!/^\d+(\.\d+)?$/.test(s) || Number(s) <= 0) throw new UsageError(`--rate: '${s}' is not a positive number of MB/s (example: 12.5)`);

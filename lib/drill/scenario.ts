@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatNodes, type ClusterNode, type Topology } from "../cluster/index.ts";
-import { listenNoAccept, type Conn } from "../net/index.ts";
+import { isNetError, listenNoAccept, type Conn } from "../net/index.ts";
 import { RespError, SimpleString } from "../resp/index.ts";
 import { formatBytes, formatMs } from "../ui/units.ts";
 import { spawnSelf, waitListening, type Child } from "./children.ts";
@@ -67,6 +67,12 @@ export interface RunContext {
   /** Called as each phase ends (live human/--json progress). */
   onPhase: (p: Phase) => void;
 }
+
+/**
+ * After the cut, before SETNODES: data already in flight drains and the replica's fetch workers
+ * sit in read, as in the incident.
+ */
+const SETTLE_MS = 500;
 
 const ALL_SLOTS: Array<[number, number]> = [[0, 16383]];
 
@@ -243,24 +249,33 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
     "cut",
     async () => {
       const last = await aInfoBytes(aConn).catch(() => null);
+      const cutAt = performance.now();
       const sent = last?.sent ?? sync.sent;
+      const total = last?.total ?? sync.total;
       let method: string;
       if (ns) {
         aConn.destroy();
         await ns.cut();
         method = `link ${ns.nsIf} down inside ${ns.name}`;
       } else {
-        const r = await command(aConn, ["KVR", "FAULT", "ADD", "stall"], 1000).catch(() => null);
-        if (r instanceof SimpleString) method = "KVR FAULT ADD stall";
+        // A stall applies to every live connection, this one included: +OK or silence both
+        // mean it is in force. An error (or a closed connection) falls back to SIGUSR1.
+        const r = await command(aConn, ["KVR", "FAULT", "ADD", "stall"], SETTLE_MS).then(
+          (v) => v,
+          (e) => (isNetError(e, "READ_TIMEOUT") ? "silent" : null),
+        );
+        if (r instanceof SimpleString || r === "silent") method = "KVR FAULT ADD stall";
         else {
           a.kill("SIGUSR1");
-          method = "SIGUSR1 (stall all)";
+          method = "SIGUSR1 to A (stall all)";
         }
         aConn.destroy();
       }
-      return { sent, method };
+      const left = SETTLE_MS - (performance.now() - cutAt);
+      if (left > 0) await Bun.sleep(left);
+      return { sent, total, method };
     },
-    (c) => `${c.method}; A had served ${formatBytes(c.sent)} of ${formatBytes(total)} (${pct(c.sent, total)})`,
+    (c) => `${c.method}; A had served ${formatBytes(c.sent)} of ${formatBytes(c.total)} (${pct(c.sent, c.total)}); ${SETTLE_MS} ms for data in flight to drain`,
   );
 
   // ---- SETNODES version 2, timed, with PING on a second connection ----
@@ -363,7 +378,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
     verdict: reasons.length === 0 ? "PASS" : "FAIL",
     reasons,
     phases,
-    cut: { mode: cfg.cut, method: cut.method, bytesSent: cut.sent, totalBytes: total, fraction: Math.round((cut.sent / total) * 1000) / 1000, netns: ns?.name ?? null },
+    cut: { mode: cfg.cut, method: cut.method, bytesSent: cut.sent, totalBytes: cut.total, fraction: Math.round((cut.sent / cut.total) * 1000) / 1000, netns: ns?.name ?? null },
     setnodes: { ms: sn.ms, reply: sn.reply, hung: sn.hung, withinBudget },
     ping,
     fetchConnections: verify.fetch,

@@ -1,0 +1,121 @@
+/**
+ * A test double of a Kvrocks node in cluster mode, broken the way Kvrocks was before its fix:
+ * it answers PING, INFO and CLUSTERX (semantics from lib/cluster); SETNODES making it a slave
+ * starts a full sync (one fetch connection to the master, reading with no deadline). Then:
+ *
+ * - "hang": a SETNODES that moves it away waits, holding a lock every command waits on (PING
+ *   too), until that fetch socket errors — exactly the incident.
+ * - "leak": SETNODES returns at once and INFO shows the new master, but the fetch connection to
+ *   the old master is left open.
+ */
+import { clusterx, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
+import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
+import { bulk, encodeCommand, error, integer, OK, RespDecoder, simple, type RespValue } from "../../lib/resp/index.ts";
+
+export type BrokenMode = "hang" | "leak";
+
+export interface BrokenReplica {
+  port: number;
+  /** Fetch connections to the master opened so far / currently open. */
+  fetches: { opened: number; open: number };
+  close(): Promise<void>;
+}
+
+export async function startBrokenReplica(mode: BrokenMode): Promise<BrokenReplica> {
+  let state: ClusterState = initialClusterState();
+  let current: { host: string; port: number } | null = null;
+  let lock: Promise<void> | null = null;
+  let fetchDone: Promise<void> | null = null;
+  const fetchConns = new Set<Conn>();
+  const fetches = { opened: 0, open: 0 };
+  let server: Server | null = null;
+
+  /** Full sync from host:port: _fetch_meta, then one _fetch_file of everything, read until the socket ends. */
+  const startFetch = (host: string, port: number): Promise<void> =>
+    (async () => {
+      const meta = await connect(host, port, { readMs: 0 });
+      fetchConns.add(meta);
+      await meta.write(encodeCommand(["_fetch_meta"]));
+      const names = await meta.readLine();
+      meta.destroy();
+      fetchConns.delete(meta);
+      const c = await connect(host, port, { readMs: 0 });
+      fetchConns.add(c);
+      fetches.opened++;
+      fetches.open++;
+      try {
+        await c.write(encodeCommand(["_fetch_file", names]));
+        for (;;) {
+          const size = Number(await c.readLine());
+          await c.readExactly(size, () => {});
+        }
+      } finally {
+        fetches.open--;
+        fetchConns.delete(c);
+        c.destroy();
+      }
+    })().catch(() => {});
+
+  const info = (): string => {
+    const lines = ["# Replication", `role:${current ? "slave" : "master"}`];
+    if (current) lines.push(`master_host:${current.host}`, `master_port:${current.port}`, "master_link_status:down", `master_sync_in_progress:${fetches.open > 0 ? 1 : 0}`);
+    lines.push("connected_slaves:0", `kvr_fetch_connections:${fetches.open}`);
+    return lines.join("\r\n") + "\r\n";
+  };
+
+  const execute = async (args: string[]): Promise<Buffer> => {
+    const cmd = args[0]?.toLowerCase();
+    if (cmd === "ping") return simple("PONG");
+    if (cmd === "info") return bulk(info());
+    if (cmd !== "clusterx") return error(`ERR unknown command \`${args[0]}\``);
+    const r = clusterx(state, args.slice(1), { port: server!.port, binds: ["127.0.0.1"], current });
+    const change = r.change;
+    if (change.kind !== "none") {
+      if (fetchDone && mode === "hang") {
+        // Stop the running replication and join it: blocks until the fetch socket errors.
+        let release!: () => void;
+        lock = new Promise((res) => (release = res));
+        await fetchDone;
+        lock = null;
+        release();
+      }
+      if (change.kind === "replicate") {
+        current = { host: change.host, port: change.port };
+        if (!fetchDone) fetchDone = startFetch(change.host, change.port);
+      } else current = null;
+    }
+    state = r.state;
+    const rep = r.reply;
+    if (rep.type === "ok") return OK;
+    if (rep.type === "error") return error(rep.message);
+    if (rep.type === "bulk") return bulk(rep.value);
+    return integer(rep.value);
+  };
+
+  server = await listen(
+    "127.0.0.1",
+    0,
+    (conn) => {
+      (async () => {
+        const dec = new RespDecoder({ inline: true });
+        for (;;) {
+          const v: RespValue = await conn.read(dec);
+          const args = (Array.isArray(v) ? v : []).map((x) => (Buffer.isBuffer(x) ? x.toString("utf8") : String(x)));
+          // The node's exclusive lock: while SETNODES is stuck, every command waits.
+          while (lock) await lock;
+          await conn.write(await execute(args));
+        }
+      })().catch(() => conn.destroy());
+    },
+    { readMs: 0 },
+  );
+
+  return {
+    port: server.port,
+    fetches,
+    async close() {
+      for (const c of fetchConns) c.destroy();
+      await server?.close(50);
+    },
+  };
+}

@@ -1,0 +1,246 @@
+/**
+ * kvr drill on the compiled binary: the scenario end to end against kvr's own replica, against
+ * a broken replica (Kvrocks before the fix), with a kernel-level cut, repeated, and its errors.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { connect, listen } from "../../lib/net/index.ts";
+import { runKvr, spawnKvr } from "../helpers/kvr.ts";
+import { startBrokenReplica, type BrokenReplica } from "./broken-replica.ts";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+/** Small and quick: 8 × 1 MiB; at the default rate a full sync takes ~10 s, the cut comes at 20%. */
+const SMALL = ["--files", "8", "--file-size", "1MiB"];
+const QUICK = [...SMALL, "--cut-at", "20%"];
+
+function parseResult(stdout: string): any {
+  const lines = stdout.trim().split("\n").filter(Boolean);
+  expect(lines.length).toBe(1); // --json: exactly one result object on stdout
+  return JSON.parse(lines[0]);
+}
+
+async function refused(host: string, port: number): Promise<boolean> {
+  try {
+    const c = await connect(host, port, { connectMs: 1000 });
+    c.destroy();
+    return false;
+  } catch (e) {
+    return (e as { code?: string }).code === "REFUSED";
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = await listen("127.0.0.1", 0, () => {});
+  const p = s.port;
+  await s.close(0);
+  return p;
+}
+
+async function broken(mode: "hang" | "leak"): Promise<BrokenReplica> {
+  const b = await startBrokenReplica(mode);
+  cleanups.push(() => b.close());
+  return b;
+}
+
+const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+const hasIp = (() => {
+  try {
+    return Bun.spawnSync(["ip", "-V"]).exitCode === 0;
+  } catch {
+    return false;
+  }
+})();
+const netnsOk = isRoot && hasIp && process.platform === "linux";
+if (!netnsOk) console.warn(`SKIPPING the --cut netns drill tests: ${!isRoot ? "not root" : "no iproute2 'ip' command"}`);
+
+describe("kvr drill against a kvr replica", () => {
+  test("PASS with the result object: SETNODES < 1 s, new master in INFO, fetch connections closed, exit 0; everything stopped", async () => {
+    const t0 = performance.now();
+    const r = await runKvr(["drill", ...QUICK, "--json"], { timeoutMs: 30_000 });
+    expect(r.code).toBe(0);
+    const res = parseResult(r.stdout);
+    // schema
+    expect(res).toMatchObject({ command: "drill", verdict: "PASS", exitCode: 0, error: null });
+    expect(res.config).toMatchObject({ cut: "stall", cutAt: 0.2, switchTo: "replica", newMaster: "kvr", budgetMs: 6000, giveUpMs: 30000, files: 8, repeat: 1 });
+    expect(typeof res.config.rateMBps).toBe("number");
+    expect(res.runs).toHaveLength(1);
+    const run = res.runs[0];
+    expect(run.phases.map((p: { name: string }) => p.name)).toEqual(["start-masters", "start-replica", "topology-v1", "sync", "cut", "setnodes-v2", "verify"]);
+    for (const p of run.phases) {
+      expect(typeof p.atMs).toBe("number");
+      expect(typeof p.ms).toBe("number");
+      expect(typeof p.detail).toBe("string");
+    }
+    expect(res.phases).toEqual(run.phases);
+    expect(run.setnodes.hung).toBe(false);
+    expect(run.setnodes.reply).toBe("OK");
+    expect(run.setnodes.ms).toBeLessThan(1000);
+    expect(run.setnodes.withinBudget).toBe(true);
+    expect(res.timings.setnodesMs).toBe(run.setnodes.ms);
+    expect(res.latency).toMatchObject({ n: 1, min: run.setnodes.ms, median: run.setnodes.ms, p99: run.setnodes.ms });
+    expect(run.ping.answered).toBeGreaterThanOrEqual(1);
+    expect(run.ping.longestGapMs).toBeLessThan(1000);
+    // A had served about --cut-at of its bytes when it was cut
+    expect(run.cut.fraction).toBeGreaterThanOrEqual(0.2);
+    expect(run.cut.fraction).toBeLessThan(0.6);
+    expect(run.cut.bytesSent).toBeGreaterThan(0);
+    expect(run.fetchConnections).toMatchObject({ method: "ss-master-side", open: 0 });
+    expect(run.role.ok).toBe(true);
+    expect(res.infoBefore).toMatchObject({ role: "slave", master_host: run.masterA.host, master_port: String(run.masterA.port) });
+    expect(res.infoAfter).toMatchObject({ role: "slave", master_host: run.masterB.host, master_port: String(run.masterB.port) });
+    expect(run.versions).toEqual({ v1: 1, v2: 2 });
+    expect(performance.now() - t0).toBeLessThan(15_000);
+    // every process the drill started is gone
+    expect(await refused(run.masterA.host, run.masterA.port)).toBe(true);
+    expect(await refused(run.masterB.host, run.masterB.port)).toBe(true);
+    expect(await refused(run.replica.host, run.replica.port)).toBe(true);
+  }, 30_000);
+
+  test("pure defaults (the README's first command): PASS, exit 0, human report", async () => {
+    const r = await runKvr(["drill"], { timeoutMs: 40_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("64 × 2.00 MiB");
+    expect(r.stdout).toMatch(/SETNODES v2: +[\d.]+ ms → OK/);
+    expect(r.stdout).toMatch(/longest PING gap: +[\d.]+ ms/);
+    expect(r.stdout).toMatch(/bytes at cut: +[\d.]+ MiB of 128 MiB \((2\d|3\d|4\d)%\)/);
+    expect(r.stdout.trim().split("\n").pop()).toBe("PASS");
+  }, 40_000);
+
+  test("--switch-to master with --new-master blackhole: PASS, INFO role:master", async () => {
+    const r = await runKvr(["drill", ...QUICK, "--switch-to", "master", "--new-master", "blackhole", "--json"], { timeoutMs: 30_000 });
+    expect(r.code).toBe(0);
+    const run = parseResult(r.stdout).runs[0];
+    expect(run.masterB.kind).toBe("blackhole");
+    expect(run.infoAfter.role).toBe("master");
+  }, 30_000);
+
+  test("--repeat 5: min ≤ median ≤ p99 of SETNODES latency over 5 runs", async () => {
+    const r = await runKvr(["drill", "--files", "8", "--file-size", "1MiB", "--rate", "8", "--cut-at", "10%", "--repeat", "5", "--json"], { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    const res = parseResult(r.stdout);
+    expect(res.runs).toHaveLength(5);
+    expect(res.runs.map((x: { run: number }) => x.run)).toEqual([1, 2, 3, 4, 5]);
+    const s = res.latency;
+    for (const k of ["n", "min", "median", "p99", "max", "hung"]) expect(typeof s[k]).toBe("number");
+    expect(s.n).toBe(5);
+    expect(s.hung).toBe(0);
+    expect(s.min).toBeLessThanOrEqual(s.median);
+    expect(s.median).toBeLessThanOrEqual(s.p99);
+    expect(s.p99).toBeLessThanOrEqual(s.max);
+    const lat = res.runs.map((x: { setnodes: { ms: number } }) => x.setnodes.ms).sort((a: number, b: number) => a - b);
+    expect(s.min).toBe(lat[0]);
+    expect(s.median).toBe(lat[2]);
+    expect(s.max).toBe(lat[4]);
+  }, 60_000);
+});
+
+describe("kvr drill against a broken replica (Kvrocks before the fix)", () => {
+  test("SETNODES blocked until the fetch socket errors: FAIL as a hang within --give-up, exit 1; the node answers again once A is stopped", async () => {
+    const node = await broken("hang");
+    const t0 = performance.now();
+    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${node.port}`, "--budget", "2s", "--give-up", "4s", "--json"], { timeoutMs: 40_000 });
+    const elapsed = performance.now() - t0;
+    expect(r.code).toBe(1);
+    const res = parseResult(r.stdout);
+    expect(res.verdict).toBe("FAIL");
+    const run = res.runs[0];
+    expect(run.setnodes.hung).toBe(true);
+    expect(run.setnodes.reply).toBeNull();
+    expect(res.reasons.join(" ")).toContain("SETNODES hung");
+    // the node froze: PING got no answer for about --give-up
+    expect(run.ping.longestGapMs).toBeGreaterThanOrEqual(3500);
+    // released: A stopped, the double's fetch socket errored, it answered again
+    expect(run.recovery.answeredAfterMs).not.toBeNull();
+    expect(run.recovery.answeredAfterMs).toBeLessThan(3000);
+    expect(run.phases.map((p: { name: string }) => p.name)).toContain("release");
+    // about 1 s of sync + 0.5 s settle + 4 s give-up: not an unbounded wait
+    expect(elapsed).toBeLessThan(12_000);
+    expect(node.fetches.opened).toBe(1);
+  }, 40_000);
+
+  test("a replica that answers SETNODES but leaves its fetch connection to A open: FAIL, exit 1", async () => {
+    const node = await broken("leak");
+    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${node.port}`, "--json"], { timeoutMs: 30_000 });
+    expect(r.code).toBe(1);
+    const res = parseResult(r.stdout);
+    const run = res.runs[0];
+    expect(run.setnodes.hung).toBe(false);
+    expect(run.setnodes.reply).toBe("OK");
+    expect(run.role.ok).toBe(true);
+    expect(run.fetchConnections.open).toBe(1);
+    expect(res.reasons.join(" ")).toContain("fetch connection(s) from the replica to A still open");
+  }, 30_000);
+});
+
+describe.skipIf(!netnsOk)("kvr drill --cut netns (root)", () => {
+  test("PASS; afterwards no namespace, veth or address of the drill is left", async () => {
+    const r = await runKvr(["drill", ...QUICK, "--cut", "netns", "--json"], { timeoutMs: 30_000 });
+    expect(r.code).toBe(0);
+    const run = parseResult(r.stdout).runs[0];
+    expect(run.cut.mode).toBe("netns");
+    expect(run.cut.netns).toMatch(/^kvr-\d+-\d+$/);
+    expect(run.masterA.host).toMatch(/^10\.254\.\d+\.\d+$/);
+    expect(run.setnodes.ms).toBeLessThan(1000);
+    expect(run.fetchConnections).toMatchObject({ method: "ss-replica-side", open: 0 });
+    const pid = /^kvr-(\d+)-/.exec(run.cut.netns)![1];
+    const ns = Bun.spawnSync(["ip", "netns", "list"]).stdout.toString();
+    expect(ns).not.toContain(run.cut.netns);
+    const links = Bun.spawnSync(["ip", "-o", "link", "show"]).stdout.toString();
+    expect(links).not.toContain(`kvr${pid}`);
+    const addrs = Bun.spawnSync(["ip", "-4", "-o", "addr", "show"]).stdout.toString();
+    expect(addrs).not.toContain(run.masterA.host.replace(/\.\d+$/, "."));
+  }, 30_000);
+});
+
+describe("interrupting the drill", () => {
+  test(`SIGTERM mid-sync stops everything it started${netnsOk ? " and removes its namespace" : ""}; exit 4`, async () => {
+    const args = ["drill", "--files", "8", "--file-size", "1MiB", "--cut-at", "90%", ...(netnsOk ? ["--cut", "netns"] : [])];
+    const p = spawnKvr(args);
+    cleanups.push(() => p.stop("SIGKILL"));
+    const deadline = Date.now() + 15_000;
+    while (!/topology-v1:/.test(p.stderr()) && Date.now() < deadline && p.proc.exitCode === null) await Bun.sleep(50);
+    const err = p.stderr();
+    const a = /start-masters: A (\S+):(\d+) .* B (\S+):(\d+)/.exec(err);
+    const rep = /start-replica: kvr replica on (\S+):(\d+)/.exec(err);
+    expect(a).not.toBeNull();
+    expect(rep).not.toBeNull();
+    const t = performance.now();
+    const code = await p.stop("SIGTERM", 5000);
+    expect(code).toBe(4);
+    expect(performance.now() - t).toBeLessThan(4000);
+    expect(p.stderr()).toContain("interrupted by SIGTERM");
+    const res = p.events.find((e) => (e as { command?: string }).command === "drill") as { verdict?: string } | undefined;
+    expect(res?.verdict).toBe("ERROR");
+    expect(await refused(a![1], Number(a![2]))).toBe(true);
+    expect(await refused(a![3], Number(a![4]))).toBe(true);
+    expect(await refused(rep![1], Number(rep![2]))).toBe(true);
+    if (netnsOk) {
+      const pid = String(p.proc.pid);
+      expect(Bun.spawnSync(["ip", "netns", "list"]).stdout.toString()).not.toContain(`kvr-${pid}-`);
+      expect(Bun.spawnSync(["ip", "-o", "link", "show"]).stdout.toString()).not.toContain(`kvr${pid}`);
+    }
+  }, 30_000);
+});
+
+describe("kvr drill errors", () => {
+  test("--replica pointing to a closed port: the drill could not run, exit 4 (not a FAIL)", async () => {
+    const port = await freePort();
+    const r = await runKvr(["drill", ...QUICK, "--replica", `127.0.0.1:${port}`, "--json"], { timeoutMs: 20_000 });
+    expect(r.code).toBe(4);
+    const res = parseResult(r.stdout);
+    expect(res.verdict).toBe("ERROR");
+    expect(res.error).toContain(`127.0.0.1:${port}`);
+    expect(r.stderr).toContain("the drill could not run");
+  }, 20_000);
+
+  test("usage errors exit 2 before anything starts", async () => {
+    for (const args of [["--cut", "bogus"], ["--cut-at", "150%"], ["--budget", "10s", "--give-up", "5s"], ["--replica", "nope"], ["--repeat", "0"]]) {
+      const r = await runKvr(["drill", ...args], { timeoutMs: 10_000 });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("--");
+    }
+  }, 30_000);
+});
