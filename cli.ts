@@ -47,7 +47,7 @@ cli
   .option("--generate <spec>", "Serve generated files: <count>x<size>[:seed=<n>] (default 8x4MiB when no --dir)")
   .option("--db-name <name>", "Name answered to _db_name", { default: "change.me.db" })
   .option("--requirepass <pw>", "Password clients must AUTH with (or env KVR_REQUIREPASS)")
-  .option("--rate <MB/s>", "Replication bandwidth shared by all fetch connections, MB/s (0 = unlimited)", { default: "0" })
+  .option("--rate <MB/s>", "Replication bandwidth shared by all fetch connections, MB/s as Kvrocks' max-replication-mb (MiB/s; or with units, e.g. 500KiB; 0 = unlimited)", { default: "0" })
   .option("--fault <spec>", "Fault to inject: kind[:key=value,...] (repeatable; see below)")
   .option("--seq <n>", "The checkpoint's sequence number (never 0; default from the checkpoint, else 100)")
   .option("--heartbeat <duration>", "Interval of 'ping' heartbeats on a PSYNC stream", { default: "2s" })
@@ -69,7 +69,9 @@ cli
       "  error:cmd=C,msg=M         reply M (an error line) to command C\n" +
       "  refuse           stop accepting (listener closed)\n" +
       "  blackhole-accept accept queue never drained: connects hang\n" +
-      "Triggers: after-bytes=, after-files=, on=<command>, after-ms=, conns=<n>, once\n" +
+      "Triggers: after-bytes= (file bytes sent on the connection), after-files=, on=<command>,\n" +
+      "  after-ms= (since the connection opened or the fault was added), conns=<n>, once; none = at once\n" +
+      "  reset sends RST (SO_LINGER 0); connections that sent KVR commands are never faulted\n" +
       "Run time: KVR FAULT ADD <spec> | KVR FAULT CLEAR | KVR FAULT LIST; SIGUSR1 stalls all, SIGUSR2 clears",
   )
   .action(action("master"));

@@ -67,7 +67,10 @@ export class FaultController implements LinkOwner {
     if (s.kind.scope === "server" && !connTriggered(s)) {
       const ms = s.triggers.afterMs ?? 0;
       if (ms > 0) f.timer = setTimeout(() => void this.fireServer(f, null), ms);
-      else await this.fireServer(f, null);
+      else if (!(await this.fireServer(f, null))) {
+        this.faults = this.faults.filter((x) => x !== f);
+        throw new Error(`fault '${s.text}' could not be applied (see the log)`);
+      }
       return;
     }
     for (const l of this.links) this.arm(l, f);
@@ -183,8 +186,9 @@ export class FaultController implements LinkOwner {
     });
   }
 
-  private async fireServer(f: Fault, link: Link | null): Promise<void> {
-    if (f.serverFired || !this.faults.includes(f)) return;
+  /** Apply a server fault; false when it could not be applied (logged). */
+  private async fireServer(f: Fault, link: Link | null): Promise<boolean> {
+    if (f.serverFired || !this.faults.includes(f)) return true;
     f.serverFired = true;
     f.fired++;
     this.report(f, link);
@@ -192,8 +196,10 @@ export class FaultController implements LinkOwner {
       f.serverUndo = await f.spec.kind.startServer!(f.spec.params, this.server);
       // Cleared while it was being applied: undo at once.
       if (!this.faults.includes(f)) await f.serverUndo();
+      return true;
     } catch (e) {
       this.onError(`fault '${f.spec.text}' could not be applied: ${(e as Error).message}`);
+      return false;
     }
   }
 }
