@@ -101,6 +101,15 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
     return v;
   }
 
+  const open = async (what: string) => {
+    const c = await openNode(rAddr, "the node under test", { auth: cfg.auth, signal });
+    cleanup.add(`closing the ${what} connection`, () => c.destroy());
+    return c;
+  };
+  // A node given by address is checked first: unreachable → exit 4 before anything starts.
+  let rAddr: NodeAddr = cfg.replica ?? { host: "127.0.0.1", port: 0 };
+  const early = cfg.replica ? await open("control") : null;
+
   // ---- network namespace (kernel-level cut) ----
   let ns: Netns | null = null;
   if (cfg.cut === "netns") {
@@ -165,13 +174,8 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
     },
     (r) => (r.kind === "kvr" ? `kvr replica on ${addrText(r.addr)}` : `node under test ${addrText(r.addr)}`),
   );
-  const rAddr = replica.addr;
-  const open = async (what: string) => {
-    const c = await openNode(rAddr, "the node under test", { auth: cfg.auth, signal });
-    cleanup.add(`closing the ${what} connection`, () => c.destroy());
-    return c;
-  };
-  let ctl = await open("control");
+  rAddr = replica.addr;
+  let ctl = early ?? (await open("control"));
 
   // ---- node ids and topology version 1: a slave of A ----
   const idA = nodeId();

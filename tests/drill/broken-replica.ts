@@ -1,5 +1,5 @@
 /**
- * A test double of a Kvrocks node in cluster mode, broken the way Kvrocks was before its fix:
+ * A test double of a Kvrocks node in cluster mode, by default broken the way Kvrocks was before its fix:
  * it answers PING, INFO and CLUSTERX (semantics from lib/cluster); SETNODES making it a slave
  * starts a full sync (one fetch connection to the master, reading with no deadline). Then:
  *
@@ -7,12 +7,15 @@
  *   too), until that fetch socket errors — exactly the incident.
  * - "leak": SETNODES returns at once and INFO shows the new master, but the fetch connection to
  *   the old master is left open.
+ * - "good": as Kvrocks after the fix, only faster: the fetch connection is closed at once.
+ *
+ * With `requirepass`, every command but AUTH needs the password first (-NOAUTH).
  */
 import { clusterx, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
 import { bulk, encodeCommand, error, integer, OK, RespDecoder, simple, type RespValue } from "../../lib/resp/index.ts";
 
-export type BrokenMode = "hang" | "leak";
+export type BrokenMode = "hang" | "leak" | "good";
 
 export interface BrokenReplica {
   port: number;
@@ -21,7 +24,7 @@ export interface BrokenReplica {
   close(): Promise<void>;
 }
 
-export async function startBrokenReplica(mode: BrokenMode): Promise<BrokenReplica> {
+export async function startBrokenReplica(mode: BrokenMode, requirepass?: string): Promise<BrokenReplica> {
   let state: ClusterState = initialClusterState();
   let current: { host: string; port: number } | null = null;
   let lock: Promise<void> | null = null;
@@ -71,6 +74,7 @@ export async function startBrokenReplica(mode: BrokenMode): Promise<BrokenReplic
     const r = clusterx(state, args.slice(1), { port: server!.port, binds: ["127.0.0.1"], current });
     const change = r.change;
     if (change.kind !== "none") {
+      if (fetchDone && mode === "good") for (const c of fetchConns) c.destroy();
       if (fetchDone && mode === "hang") {
         // Stop the running replication and join it: blocks until the fetch socket errors.
         let release!: () => void;
@@ -98,9 +102,19 @@ export async function startBrokenReplica(mode: BrokenMode): Promise<BrokenReplic
     (conn) => {
       (async () => {
         const dec = new RespDecoder({ inline: true });
+        let authed = requirepass === undefined;
         for (;;) {
           const v: RespValue = await conn.read(dec);
           const args = (Array.isArray(v) ? v : []).map((x) => (Buffer.isBuffer(x) ? x.toString("utf8") : String(x)));
+          if (args[0]?.toLowerCase() === "auth") {
+            authed = args[1] === requirepass;
+            await conn.write(authed ? OK : error("ERR Invalid password"));
+            continue;
+          }
+          if (!authed) {
+            await conn.write(error("NOAUTH Authentication required."));
+            continue;
+          }
           // The node's exclusive lock: while SETNODES is stuck, every command waits.
           while (lock) await lock;
           await conn.write(await execute(args));

@@ -39,8 +39,8 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-async function broken(mode: "hang" | "leak"): Promise<BrokenReplica> {
-  const b = await startBrokenReplica(mode);
+async function broken(mode: "hang" | "leak" | "good", requirepass?: string): Promise<BrokenReplica> {
+  const b = await startBrokenReplica(mode, requirepass);
   cleanups.push(() => b.close());
   return b;
 }
@@ -175,7 +175,38 @@ describe("kvr drill against a broken replica (Kvrocks before the fix)", () => {
   }, 30_000);
 });
 
+describe("kvr drill --replica: a node given by address, with a password", () => {
+  test("a well-behaved node behind a password (KVR_AUTH): PASS, exit 0", async () => {
+    const node = await broken("good", "s3cret");
+    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${node.port}`, "--json"], { env: { KVR_AUTH: "s3cret" }, timeoutMs: 30_000 });
+    expect(r.code).toBe(0);
+    const run = parseResult(r.stdout).runs[0];
+    expect(run.replica.kind).toBe("external");
+    expect(run.setnodes.reply).toBe("OK");
+    expect(run.fetchConnections.open).toBe(0);
+    expect(node.fetches.opened).toBe(1);
+    expect(r.stdout + r.stderr).not.toContain("s3cret");
+  }, 30_000);
+
+  test("a wrong password: the drill could not run, exit 4", async () => {
+    const node = await broken("good", "s3cret");
+    const r = await runKvr(["drill", ...SMALL, "--replica", `127.0.0.1:${node.port}`, "--auth", "wrong"], { timeoutMs: 20_000 });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain("refused AUTH");
+    expect(node.fetches.opened).toBe(0);
+  }, 20_000);
+});
+
 describe.skipIf(!netnsOk)("kvr drill --cut netns (root)", () => {
+  test("a replica that leaves its fetch connection open is caught through the cut: FAIL, exit 1, namespace removed", async () => {
+    const node = await broken("leak");
+    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--cut", "netns", "--replica", `127.0.0.1:${node.port}`, "--json"], { timeoutMs: 30_000 });
+    expect(r.code).toBe(1);
+    const run = parseResult(r.stdout).runs[0];
+    expect(run.fetchConnections).toMatchObject({ method: "ss-replica-side", open: 1 });
+    expect(Bun.spawnSync(["ip", "netns", "list"]).stdout.toString()).not.toContain(run.cut.netns);
+  }, 30_000);
+
   test("PASS; afterwards no namespace, veth or address of the drill is left", async () => {
     const r = await runKvr(["drill", ...QUICK, "--cut", "netns", "--json"], { timeoutMs: 30_000 });
     expect(r.code).toBe(0);
@@ -196,7 +227,7 @@ describe.skipIf(!netnsOk)("kvr drill --cut netns (root)", () => {
 });
 
 describe("interrupting the drill", () => {
-  test(`SIGTERM mid-sync stops everything it started${netnsOk ? " and removes its namespace" : ""}; exit 4`, async () => {
+  test.each(["SIGTERM", "SIGINT"] as const)(`%s mid-sync stops everything it started${netnsOk ? " and removes its namespace" : ""}; exit 4`, async (sig) => {
     const args = ["drill", "--files", "8", "--file-size", "1MiB", "--cut-at", "90%", ...(netnsOk ? ["--cut", "netns"] : [])];
     const p = spawnKvr(args);
     cleanups.push(() => p.stop("SIGKILL"));
@@ -208,10 +239,10 @@ describe("interrupting the drill", () => {
     expect(a).not.toBeNull();
     expect(rep).not.toBeNull();
     const t = performance.now();
-    const code = await p.stop("SIGTERM", 5000);
+    const code = await p.stop(sig, 5000);
     expect(code).toBe(4);
     expect(performance.now() - t).toBeLessThan(4000);
-    expect(p.stderr()).toContain("interrupted by SIGTERM");
+    expect(p.stderr()).toContain(`interrupted by ${sig}`);
     const res = p.events.find((e) => (e as { command?: string }).command === "drill") as { verdict?: string } | undefined;
     expect(res?.verdict).toBe("ERROR");
     expect(await refused(a![1], Number(a![2]))).toBe(true);
@@ -234,6 +265,13 @@ describe("kvr drill errors", () => {
     expect(res.verdict).toBe("ERROR");
     expect(res.error).toContain(`127.0.0.1:${port}`);
     expect(r.stderr).toContain("the drill could not run");
+  }, 20_000);
+
+  test("--cut netns without iproute2 (or root): a clear error, exit 4", async () => {
+    const r = await runKvr(["drill", "--cut", "netns"], { env: { PATH: "/nonexistent" }, timeoutMs: 20_000 });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(isRoot ? /needs iproute2/ : /needs root/);
+    expect(r.stderr).toContain("use --cut stall");
   }, 20_000);
 
   test("usage errors exit 2 before anything starts", async () => {
