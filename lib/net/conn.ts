@@ -31,7 +31,7 @@ export interface FrameParser<T> {
 }
 
 /** Receives streamed bytes; may return a promise to apply backpressure. */
-export type Sink = (chunk: Uint8Array) => void | Promise<void>;
+export type Sink = (chunk: Buffer) => void | Promise<void>;
 
 type Waiter = { resolve: () => void; reject: (e: NetError) => void };
 
