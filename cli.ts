@@ -137,12 +137,13 @@ cli
   .option("--advertise-host <host>", "Address the node under test reaches the masters at", { default: "127.0.0.1" })
   .option("--files <n>", "Generated checkpoint: number of files", { default: "64" })
   .option("--file-size <size>", "Generated checkpoint: size of each file", { default: "2MiB" })
-  .option("--rate <MB/s>", "Master A's rate limit (default: a full sync takes ~10 s)")
+  .option("--rate <MB/s>", "Master A's rate limit in MiB/s as Kvrocks counts MB (default: a full sync takes ~10 s)")
   .option("--read-timeout <duration>", "The kvr replica's read deadline", { default: "3s" })
   .option("--repeat <n>", "Run the drill n times; report min/median/p99 SETNODES latency", { default: "1" })
   .example("  kvr drill")
   .example("  kvr drill --cut netns --repeat 5 --json")
-  .example("  kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1 --auth secret")
+  .example("  KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1")
+  .example("\nExit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open), 2 usage, 4 the drill could not run")
   .action(action("drill"));
 
 cli.help();
