@@ -146,7 +146,21 @@ cli
   .example("\nExit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open), 2 usage, 4 the drill could not run")
   .action(action("drill"));
 
-cli.help();
+cli.help((sections) =>
+  sections.map((sec) => {
+    if (sec.title !== "Options") return sec;
+    let body = sec.body
+      .split("\n")
+      .map((l) => (l.includes("--no-color") ? l.replace(" (default: true)", "") : l).trimEnd())
+      .join("\n");
+    // cac hides command options named "version" from help; setnodes has one (the topology version).
+    if (cli.matchedCommandName === "setnodes" && !body.includes("--version <n>")) {
+      const column = /^(\s+\S.*?\s{2,})\S/.exec(body.split("\n")[0])?.[1].length ?? 20;
+      body = "  --version <n>".padEnd(column) + "Topology version to set\n" + body;
+    }
+    return { ...sec, body };
+  }),
+);
 cli.version(pkg.version);
 
 function makeOutput(opts: Options): Output {
