@@ -248,6 +248,8 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
     };
   }
 
+  const pingConn = await open("PING");
+
   // ---- cut A ----
   const cut = await phase(
     "cut",
@@ -282,8 +284,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
     (c) => `${c.method}; A had served ${formatBytes(c.sent)} of ${formatBytes(c.total)} (${pct(c.sent, c.total)}); ${SETTLE_MS} ms for data in flight to drain`,
   );
 
-  // ---- SETNODES version 2, timed, with PING on a second connection ----
-  const pingConn = await open("PING");
+  // ---- SETNODES version 2, timed, with PING on a second connection (opened before the cut) ----
   const pinger = new Pinger(pingConn);
   const t2 = topology(
     cfg.switchTo === "master"

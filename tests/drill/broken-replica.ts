@@ -8,6 +8,8 @@
  * - "leak": SETNODES returns at once and INFO shows the new master, but the fetch connection to
  *   the old master is left open.
  * - "good": as Kvrocks after the fix, only faster: the fetch connection is closed at once.
+ * - "slow": as Kvrocks after the fix: the stop is noticed at the next receive timeout, so
+ *   SETNODES (and every other command) waits 1.5 s, then the fetch connection is closed.
  *
  * With `requirepass`, every command but AUTH needs the password first (-NOAUTH).
  */
@@ -15,7 +17,7 @@ import { clusterx, initialClusterState, type ClusterState } from "../../lib/clus
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
 import { bulk, encodeCommand, error, integer, OK, RespDecoder, simple, type RespValue } from "../../lib/resp/index.ts";
 
-export type BrokenMode = "hang" | "leak" | "good";
+export type BrokenMode = "hang" | "leak" | "good" | "slow";
 
 export interface BrokenReplica {
   port: number;
@@ -74,7 +76,14 @@ export async function startBrokenReplica(mode: BrokenMode, requirepass?: string)
     const r = clusterx(state, args.slice(1), { port: server!.port, binds: ["127.0.0.1"], current });
     const change = r.change;
     if (change.kind !== "none") {
-      if (fetchDone && mode === "good") for (const c of fetchConns) c.destroy();
+      if (fetchDone && mode === "slow") {
+        let release!: () => void;
+        lock = new Promise((res) => (release = res));
+        await Bun.sleep(1500);
+        lock = null;
+        release();
+      }
+      if (fetchDone && (mode === "good" || mode === "slow")) for (const c of fetchConns) c.destroy();
       if (fetchDone && mode === "hang") {
         // Stop the running replication and join it: blocks until the fetch socket errors.
         let release!: () => void;

@@ -39,7 +39,7 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-async function broken(mode: "hang" | "leak" | "good", requirepass?: string): Promise<BrokenReplica> {
+async function broken(mode: "hang" | "leak" | "good" | "slow", requirepass?: string): Promise<BrokenReplica> {
   const b = await startBrokenReplica(mode, requirepass);
   cleanups.push(() => b.close());
   return b;
@@ -159,6 +159,22 @@ describe("kvr drill against a broken replica (Kvrocks before the fix)", () => {
     // about 1 s of sync + 0.5 s settle + 4 s give-up: not an unbounded wait
     expect(elapsed).toBeLessThan(12_000);
     expect(node.fetches.opened).toBe(1);
+  }, 40_000);
+
+  test("--budget: a SETNODES that takes 1.5 s (Kvrocks after the fix) fails a 1 s budget and passes a 3 s one", async () => {
+    const slow = await broken("slow");
+    const r1 = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${slow.port}`, "--budget", "1s", "--give-up", "5s", "--json"], { timeoutMs: 30_000 });
+    expect(r1.code).toBe(1);
+    const a = parseResult(r1.stdout);
+    expect(a.runs[0].setnodes).toMatchObject({ hung: false, reply: "OK", withinBudget: false });
+    expect(a.runs[0].setnodes.ms).toBeGreaterThanOrEqual(1400);
+    expect(a.reasons.join(" ")).toContain("over the budget");
+    // the node froze while SETNODES ran: the PING gap shows it
+    expect(a.runs[0].ping.longestGapMs).toBeGreaterThanOrEqual(1300);
+    const again = await broken("slow");
+    const r2 = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${again.port}`, "--budget", "3s", "--give-up", "5s", "--json"], { timeoutMs: 30_000 });
+    expect(r2.code).toBe(0);
+    expect(parseResult(r2.stdout).runs[0].setnodes.withinBudget).toBe(true);
   }, 40_000);
 
   test("a replica that answers SETNODES but leaves its fetch connection to A open: FAIL, exit 1", async () => {
