@@ -61,12 +61,8 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
   } catch (e) {
     if (stop.signal.aborted) error = `interrupted by ${interruptedBy}; everything the drill started was stopped`;
     else if (e instanceof DrillError) error = e.message;
-    else {
-      await cleanup.run();
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
-      throw e;
-    }
+    // Anything unexpected is still the drill's own failure, never the replica's: exit 4.
+    else error = `unexpected error: ${(e as Error)?.message ?? String(e)}`;
   } finally {
     await cleanup.run();
     process.off("SIGINT", onInt);
