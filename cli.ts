@@ -162,6 +162,7 @@ cli.help((sections) =>
   }),
 );
 cli.version(pkg.version);
+cli.globalCommand.outputVersion = () => console.info(`kvr ${pkg.version} (bun ${Bun.version}, ${process.platform}-${process.arch})`);
 
 function makeOutput(opts: Options): Output {
   const level = String(opts.logLevel ?? "info");
