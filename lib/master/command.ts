@@ -9,6 +9,7 @@ import { parseFault } from "./faults/spec.ts";
 import { DEFAULT_GENERATE, DEFAULT_GENERATED_SEQ, parseGenerateSpec } from "./generate.ts";
 import { startMaster, type MasterConfig } from "./server.ts";
 import { dirSource, generatedSource, totalBytes } from "./source.ts";
+import { checkpointSequence } from "../rocksdb/index.ts";
 
 /** --rate: a bare number is MB/s in Kvrocks' sense (MiB/s, like max-replication-mb); units give bytes/s. */
 export function parseRate(v: unknown): number {
@@ -27,13 +28,9 @@ export function configFromOptions(opts: Record<string, unknown>): MasterConfig {
   };
   const seqText = single("seq");
   const seq = seqText === undefined ? undefined : parseIntFlag("seq", seqText, 1);
-  const source =
-    single("dir") !== undefined
-      ? dirSource(single("dir")!)
-      : generatedSource(parseGenerateSpec(single("generate") ?? DEFAULT_GENERATE, seq ?? DEFAULT_GENERATED_SEQ));
+  const spec = single("dir") === undefined ? parseGenerateSpec(single("generate") ?? DEFAULT_GENERATE, seq ?? DEFAULT_GENERATED_SEQ) : null;
+  const source = spec ? generatedSource(spec) : dirSource(single("dir")!);
   const pw = single("requirepass") ?? process.env.KVR_REQUIREPASS ?? "";
-  const writeRate = Number(single("writeRate") ?? "0");
-  if (writeRate !== 0) throw new UsageError("--write-rate is not supported by this version of kvr master yet (use 0)");
   return {
     host: single("bind") ?? "127.0.0.1",
     port: parsePort("port", single("port") ?? "6666"),
@@ -46,11 +43,37 @@ export function configFromOptions(opts: Record<string, unknown>): MasterConfig {
     heartbeatMs: Math.max(1, parseDuration("heartbeat", single("heartbeat") ?? "2s")),
     sendTimeoutMs: parseDuration("send-timeout", single("sendTimeout") ?? "30s"),
     idleMs: parseDuration("idle-timeout", single("idleTimeout") ?? "300s"),
+    writeRate: parseWriteRate(single("writeRate") ?? "0"),
+    walWindow: parseIntFlag("wal-window", single("walWindow") ?? "100000", 1, 100_000_000),
+    streamSeed: spec?.seed ?? 1,
   };
+}
+
+/** --write-rate: WriteBatches per second, `5000` or `5000/s` (0 = no writes). */
+export function parseWriteRate(v: string): number {
+  const m = /^\s*(\d+)\s*(?:\/s)?\s*$/.exec(v);
+  if (!m || Number(m[1]) > 1_000_000) throw new UsageError(`--write-rate: '${v}' is not a number of batches per second between 0 and 1000000 (example: 5000)`);
+  return Number(m[1]);
+}
+
+/**
+ * --dir without --seq: the served checkpoint's own sequence (MANIFEST and WAL files), so a
+ * replica that restored it continues with PSYNC → +OK. Unreadable → a usage error naming the fix.
+ */
+export async function dirDefaultSeq(dir: string): Promise<number> {
+  let seq: number;
+  try {
+    seq = await checkpointSequence(dir);
+  } catch (e) {
+    throw new UsageError(`--dir: cannot read the checkpoint's sequence from '${dir}' (${(e as Error).message}); give --seq <n> to serve it anyway`);
+  }
+  if (seq < 1) throw new UsageError(`--dir: the checkpoint in '${dir}' has sequence 0 (an empty database); give --seq <n> (≥ 1)`);
+  return seq;
 }
 
 export async function run(opts: Record<string, unknown>, out: Output): Promise<number> {
   const cfg = configFromOptions(opts);
+  if (opts.dir !== undefined && opts.seq === undefined) cfg.seq = await dirDefaultSeq(String(opts.dir));
   const master = await startMaster(cfg, out);
   const { source } = cfg;
   out.event(
@@ -63,6 +86,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
   }
   if (cfg.faults.length) out.info(`faults: ${cfg.faults.map((f) => f.text).join(" ")}`);
   if (cfg.rate > 0) out.info(`rate limit ${formatBytes(cfg.rate)}/s shared by all fetch connections`);
+  if (cfg.writeRate) out.info(`writing ${cfg.writeRate} batches/s after sequence ${cfg.seq}; PSYNC window ${cfg.walWindow} batches`);
   if (out.json) out.event("listening", { host: master.host, port: master.port });
   else out.info(`listening on ${master.host}:${master.port}`);
 

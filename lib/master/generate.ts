@@ -4,6 +4,7 @@
  * the same spec, seed and sequence always give the same bytes, so tests and drills can compute
  * what a replica must have written without reading the master's disk.
  */
+import { buildManifest } from "../rocksdb/index.ts";
 import { parseSize, UsageError } from "../ui/units.ts";
 
 export interface GenerateSpec {
@@ -45,11 +46,13 @@ function toSpec(spec: string | GenerateSpec): GenerateSpec {
 }
 
 /**
- * The MANIFEST of a generated checkpoint. For now deterministic filler naming the sequence; kept
- * in this one function so a real RocksDB MANIFEST encoder can replace it.
+ * The MANIFEST of a generated checkpoint: a valid RocksDB MANIFEST (log format, VersionEdits)
+ * whose last sequence is `seq`, so a replica reads the checkpoint's sequence back the way it
+ * reads a real one. The generated SSTs are filler, so it lists no table files (`_seed` is kept
+ * for callers; the content depends on the sequence and file count only).
  */
-export function generatedManifest(seq: number, seed: number): Buffer {
-  return Buffer.from(`kvr generated checkpoint manifest\nlast_sequence=${seq}\nseed=${seed}\n`, "latin1");
+export function generatedManifest(seq: number, _seed: number, sstCount = 0): Buffer {
+  return buildManifest({ seq, nextFileNumber: FIRST_SST_NO + sstCount });
 }
 
 function optionsText(spec: GenerateSpec): Buffer {
@@ -64,7 +67,7 @@ function optionsText(spec: GenerateSpec): Buffer {
 function smallFiles(spec: GenerateSpec): Array<{ name: string; data: Buffer }> {
   return [
     { name: "CURRENT", data: Buffer.from(`${MANIFEST_NAME}\n`, "latin1") },
-    { name: MANIFEST_NAME, data: generatedManifest(spec.seq, spec.seed) },
+    { name: MANIFEST_NAME, data: generatedManifest(spec.seq, spec.seed, spec.count) },
     { name: OPTIONS_NAME, data: optionsText(spec) },
   ];
 }
@@ -90,7 +93,7 @@ function sstIndex(s: GenerateSpec, name: string): number {
 }
 
 /** Mix three numbers into a non-zero 32-bit state (a small integer hash). */
-function mix(a: number, b: number, c: number): number {
+export function mix(a: number, b: number, c: number): number {
   let h = (a ^ 0x9e3779b9) >>> 0;
   for (const v of [b, c]) {
     h = Math.imul(h ^ v, 0x85ebca6b) >>> 0;

@@ -8,6 +8,10 @@ export interface InfoState {
   filesServed: number;
   fetchConnections: number;
   activeFaults: number;
+  /** First sequence PSYNC can still stream from, batches retained, batches produced. */
+  walFirst?: number;
+  walBatches?: number;
+  batchesProduced?: number;
 }
 
 /** INFO [section] text (`\r\n` lines); unknown sections give an empty string, as Kvrocks does. */
@@ -25,5 +29,6 @@ export function infoText(s: InfoState, section = "replication"): string {
     `kvr_fetch_connections:${s.fetchConnections}`,
     `kvr_active_faults:${s.activeFaults}`,
   );
+  if (s.walFirst !== undefined) lines.push(`kvr_wal_first_seq:${s.walFirst}`, `kvr_wal_batches:${s.walBatches ?? 0}`, `kvr_batches_produced:${s.batchesProduced ?? 0}`);
   return lines.join("\r\n") + "\r\n";
 }

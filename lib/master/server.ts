@@ -11,6 +11,7 @@ import { createRateLimiter, type RateLimiter } from "./ratelimit.ts";
 import { serveConnection } from "./session.ts";
 import { totalBytes, type CheckpointSource } from "./source.ts";
 import { passwordChecker } from "./auth.ts";
+import { WalStream } from "./stream.ts";
 
 export interface MasterConfig {
   host: string;
@@ -28,6 +29,12 @@ export interface MasterConfig {
   sendTimeoutMs: number;
   /** 0 = never. */
   idleMs: number;
+  /** WriteBatches per second for PSYNC streams (default 0: heartbeats only). */
+  writeRate?: number;
+  /** Batches retained for PSYNC (default 100000). */
+  walWindow?: number;
+  /** Seed of the deterministic stream contents (default 1). */
+  streamSeed?: number;
 }
 
 export interface MasterStats {
@@ -47,6 +54,8 @@ export interface MasterContext {
   /** Replicas streaming after PSYNC +OK. */
   readonly slaves: Map<number, { ip: string; port: number; offset: number }>;
   readonly checkpointBytes: number;
+  /** The incremental stream (head = master_repl_offset). */
+  readonly stream: WalStream;
 }
 
 export interface Master {
@@ -114,16 +123,21 @@ export async function startMaster(cfg: MasterConfig, out: Output): Promise<Maste
     checkPassword: cfg.password ? passwordChecker(cfg.password) : null,
     slaves: new Map(),
     checkpointBytes: totalBytes(cfg.source),
+    stream: new WalStream({ seq: cfg.seq, seed: cfg.streamSeed ?? 1, rate: cfg.writeRate ?? 0, window: cfg.walWindow ?? 100_000 }),
   };
+  // A generated checkpoint's MANIFEST carries the stream's head when it is fetched.
+  cfg.source.bindSequence?.(() => ctx.stream.head);
   server = await listen(cfg.host, cfg.port, onConn, { readMs: 0, writeMs: cfg.sendTimeoutMs });
   port = server.port;
   for (const f of cfg.faults) await faults.add(f);
+  ctx.stream.start();
   return {
     host: cfg.host,
     port,
     ctx,
     async close() {
       closing = true;
+      ctx.stream.stop();
       await faults.clear().catch(() => {});
       const s = server;
       server = null;

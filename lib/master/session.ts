@@ -224,20 +224,69 @@ async function psync(args: Buffer[], conn: Conn, link: Link, st: State, m: Maste
     await link.write(error("ERR Wrong replication id length"));
     return "continue";
   }
-  if (BigInt(seqText) !== BigInt(m.cfg.seq) + 1n) {
+  const want = BigInt(seqText);
+  if (want > BigInt(Number.MAX_SAFE_INTEGER) || !m.stream.accept(Number(want))) {
     await link.write(error("ERR sequence out of range, please use fullsync"));
     return "continue";
   }
+  const from = Number(want);
   await link.write(OK);
-  m.slaves.set(link.id, { ip: st.announceIp || conn.remoteAddress, port: st.listeningPort, offset: m.cfg.seq });
-  m.out.event("psync", { conn: link.id, peer: conn.peer, seq: m.cfg.seq }, `replica ${conn.peer} streaming from sequence ${m.cfg.seq + 1}`);
-  // Nothing to stream (no writes): heartbeats until the replica goes away.
-  while (!link.dead && !conn.isClosed) {
-    const closed = await Promise.race([conn.closed.then(() => true), Bun.sleep(m.cfg.heartbeatMs).then(() => false)]);
-    if (closed || link.dead) break;
-    await Promise.race([link.write(PING_BULK), conn.closed]);
-  }
+  const slave = { ip: st.announceIp || conn.remoteAddress, port: st.listeningPort, offset: from - 1 };
+  m.slaves.set(link.id, slave);
+  m.out.event("psync", { conn: link.id, peer: conn.peer, seq: from - 1 }, `replica ${conn.peer} streaming from sequence ${from}`);
+  await streamTo(from, conn, link, slave, m);
   return "stop";
+}
+
+/** Largest write of back-to-back batches. */
+const STREAM_WRITE_BYTES = 256 * 1024;
+
+/**
+ * Feed one replica: the retained batches from `from` on, several per write, then each new one
+ * as it is produced; a `ping` bulk after --heartbeat without anything to send. A replica that
+ * fell out of the window is dropped (its next PSYNC is out of range: full sync).
+ */
+async function streamTo(from: number, conn: Conn, link: Link, slave: { offset: number }, m: MasterContext): Promise<void> {
+  let cursor = from;
+  let lastWrite = Date.now();
+  // Writes and waits end when the socket closes (a stalled fault pipe would hold them), without
+  // piling a reaction per write onto conn.closed.
+  const onClose = new Set<() => void>();
+  void conn.closed.then(() => {
+    for (const f of onClose) f();
+    m.stream.notify();
+  });
+  const write = (data: Buffer): Promise<boolean> =>
+    new Promise<boolean>((resolve, reject) => {
+      const done = () => resolve(true);
+      onClose.add(done);
+      link.write(data).then(
+        () => resolve(false),
+        (e) => reject(e),
+      ).finally(() => onClose.delete(done));
+    });
+  while (!link.dead && !conn.isClosed) {
+    if (cursor <= m.stream.head) {
+      const r = m.stream.framesFrom(cursor, STREAM_WRITE_BYTES);
+      if (r === null) {
+        m.out.warn(`replica ${conn.peer} fell out of the WAL window at sequence ${cursor} (first retained ${m.stream.firstRetained}): dropped`);
+        conn.end();
+        return;
+      }
+      if ((await write(r.frames.length === 1 ? r.frames[0] : Buffer.concat(r.frames, r.bytes))) || link.dead) return;
+      cursor = r.next;
+      slave.offset = cursor - 1;
+      lastWrite = Date.now();
+      continue;
+    }
+    const idle = Date.now() - lastWrite;
+    if (idle >= m.cfg.heartbeatMs) {
+      if ((await write(PING_BULK)) || link.dead) return;
+      lastWrite = Date.now();
+      continue;
+    }
+    await m.stream.wait(m.cfg.heartbeatMs - idle);
+  }
 }
 
 async function fetchFiles(names: string[], conn: Conn, link: Link, m: MasterContext): Promise<void> {
@@ -321,7 +370,10 @@ async function kvr(args: Buffer[], link: Link, m: MasterContext): Promise<Next> 
 
 function infoState(m: MasterContext) {
   return {
-    seq: m.cfg.seq,
+    seq: m.stream.head,
+    walFirst: m.stream.firstRetained,
+    walBatches: m.stream.retained,
+    batchesProduced: m.stream.produced,
     slaves: [...m.slaves.values()],
     files: m.cfg.source.files.length,
     bytes: m.checkpointBytes,

@@ -34,6 +34,8 @@ export interface CheckpointSource {
   /** True when `name` is one of the served files. */
   has(name: string): boolean;
   open(name: string): Promise<OpenFile>;
+  /** Generated sources: make the MANIFEST carry `now()` (the stream's head) when opened. */
+  bindSequence?(now: () => number): void;
 }
 
 /** Total bytes of a source's files. */
@@ -101,20 +103,28 @@ export function dirSource(dir: string): CheckpointSource {
   };
 }
 
-/** Serve a generated checkpoint (see generate.ts). */
+/**
+ * Serve a generated checkpoint (see generate.ts). Once bound to a stream, the MANIFEST is made
+ * when opened and carries the stream's head, as a Kvrocks master's fresh checkpoint would.
+ */
 export function generatedSource(spec: GenerateSpec): CheckpointSource {
   const files = generatedFiles(spec);
   const names = new Set(files.map((f) => f.name));
+  let now: (() => number) | null = null;
   return {
     description: `generated data ${spec.count}x${spec.size} bytes, seed ${spec.seed}`,
     files,
     has: (n) => names.has(n),
+    bindSequence(fn) {
+      now = fn;
+    },
     async open(name) {
-      const size = files.find((f) => f.name === name)!.size;
+      const s = now && name.startsWith("MANIFEST-") ? { ...spec, seq: now() } : spec;
+      const size = s === spec ? files.find((f) => f.name === name)!.size : generatedFiles(s).find((f) => f.name === name)!.size;
       return {
         size,
         async *chunks(max) {
-          yield* generatedChunks(spec, name, max);
+          yield* generatedChunks(s, name, max);
         },
         async close() {},
       };

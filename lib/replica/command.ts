@@ -10,6 +10,7 @@ import { checkTargetDir } from "./files.ts";
 import { ReplicaNode } from "./node.ts";
 import type { RunConfig, RunOutcome } from "./replication.ts";
 import { progressLine, Status, type HostPort } from "./status.ts";
+import type { FsyncPolicy } from "./streamlog.ts";
 
 export interface ReplicaOptions {
   run: RunConfig;
@@ -42,6 +43,9 @@ export function parseOptions(opts: Record<string, unknown>, env: Record<string, 
       retryDelayMs: parseDuration("retry-delay", opts.retryDelay ?? "1s"),
       maxRetries: opts.maxRetries === undefined ? null : parseIntFlag("max-retries", opts.maxRetries),
       listeningPort: 0,
+      follow: !opts.once,
+      streamFsync: parseFsync(opts.streamFsync ?? "1s"),
+      lagProbe: !!opts.lagProbe,
     },
     master: opts.master === undefined ? null : parseHostPort("master", opts.master),
     bind: String(opts.bind ?? "127.0.0.1"),
@@ -50,6 +54,13 @@ export function parseOptions(opts: Record<string, unknown>, env: Record<string, 
     requirepass: str(opts.requirepass) ?? str(env.KVR_REQUIREPASS),
     once: !!opts.once,
   };
+}
+
+/** --stream-fsync: always | 1s | never. */
+export function parseFsync(v: unknown): FsyncPolicy {
+  const s = String(v);
+  if (s === "always" || s === "1s" || s === "never") return s;
+  throw new UsageError(`--stream-fsync: '${s}' is not one of always, 1s, never`);
 }
 
 /** `kvr replica`: runs until SIGTERM/SIGINT, or with --once until one full sync completed. */

@@ -32,6 +32,7 @@ export function replicationInfo(node: ReplicaNode): string {
     `kvr_last_error:${s.lastError.replace(/[\r\n]+/g, " ")}`,
     `kvr_fetch_connections:${s.openConns}`,
   );
+  if (s.masterReplOffset !== null) lines.push(`kvr_master_repl_offset:${s.masterReplOffset}`, `kvr_lag:${Math.max(0, s.masterReplOffset - s.replOffset)}`);
   return lines.join("\r\n") + "\r\n";
 }
 

@@ -55,11 +55,12 @@ export class ReplicaNode {
       return stopMs;
     }
     this.out.info(`replicating from ${master.host}:${master.port} (${reason})`);
-    const run = new ReplicationRun(master, this.cfg, this.status, this.out);
+    const run = new ReplicationRun(master, this.cfg, this.status, this.out, (s) => {
+      if (this.run === run) this.synced(s);
+    });
     this.run = run;
     run.done.then((o) => {
       if (this.run !== run) return;
-      if (o.kind === "synced") this.synced(o.summary);
       if (o.kind !== "stopped") for (const fn of this.outcomeListeners) fn(o);
     });
     return stopMs;

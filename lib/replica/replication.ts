@@ -1,7 +1,19 @@
 /**
- * One replication run against one master: attempts of the handshake and full sync, retried
- * with backoff, under ONE AbortController. `stop()` aborts every pending connect, read, write
- * and backoff sleep at once and resolves when the run has ended (sockets closed, `.tmp` gone).
+ * One replication run against one master, under ONE AbortController. `stop()` aborts every
+ * pending connect, read, write and backoff sleep at once and resolves when the run has ended
+ * (sockets closed, `.tmp` gone).
+ *
+ * The state machine (states as Status names them), as a Kvrocks replica runs it:
+ *   connecting → [send_auth] → check_db_name → replconf → send_psync
+ *     send_psync +OK → connected: follow the stream (batches appended to kvr-stream.log) until
+ *       it fails (drop, deadline, sequence gap) → restart later from the last applied sequence + 1
+ *     send_psync refused, or no checkpoint in the target → fetch_meta → fetch_files → synced
+ *       → restore: read the checkpoint's sequence and go back to connecting (a fresh control
+ *         connection) for PSYNC <seq + 1>; with --once, or a checkpoint whose sequence cannot be
+ *         read, the run ends at synced.
+ * The last applied sequence is always derived from the target directory (the checkpoint plus
+ * kvr-stream.log), so it survives reconnects and restarts of the replica alike.
+ * Restart later = back to connecting after a backoff; a stream that made progress resets it.
  */
 import { connect, type Conn } from "../net/index.ts";
 import type { Output } from "../ui/output.ts";
@@ -10,6 +22,8 @@ import { fullSync, type SyncSummary } from "./fullsync.ts";
 import { backoffMs, located, SyncError } from "./names.ts";
 import type { HostPort, Status } from "./status.ts";
 import { checkDbName, followStream, replconf, sendAuth, sendPsync } from "./steps.ts";
+import { recoverStreamLog, StreamLogWriter, type FsyncPolicy } from "./streamlog.ts";
+import { startLagProbe } from "./lagprobe.ts";
 
 export interface RunConfig {
   dir: string;
@@ -25,6 +39,12 @@ export interface RunConfig {
   maxRetries: number | null;
   /** Our admin port, announced with replconf listening-port. */
   listeningPort: number;
+  /** Follow the stream after a full sync (false with --once). Default true. */
+  follow?: boolean;
+  /** fsync policy of kvr-stream.log (default 1s). */
+  streamFsync?: FsyncPolicy;
+  /** Poll the master's INFO master_repl_offset every second and report the lag. */
+  lagProbe?: boolean;
 }
 
 export type RunOutcome = { kind: "synced"; summary: SyncSummary } | { kind: "failed"; error: SyncError } | { kind: "stopped" };
@@ -35,15 +55,22 @@ export class ReplicationRun {
   private readonly conns = new Set<Conn>();
   readonly done: Promise<RunOutcome>;
   private ended = false;
+  /** Set when the current attempt's stream delivered something (its failure then resets the backoff). */
+  private progressed = false;
 
   constructor(
     readonly master: HostPort,
     private readonly cfg: RunConfig,
     private readonly status: Status,
     private readonly out: Output,
+    /** Told of each completed full sync (the node announces it). */
+    private readonly onSynced: (s: SyncSummary) => void = () => {},
   ) {
-    this.done = this.loop().finally(() => {
+    status.masterReplOffset = null;
+    const probe = cfg.lagProbe ? startLagProbe(master, cfg, status, out, this.ac.signal) : null;
+    this.done = this.loop().finally(async () => {
       this.ended = true;
+      await probe;
     });
   }
 
@@ -74,9 +101,20 @@ export class ReplicationRun {
       signal.addEventListener("abort", onStop, { once: true });
       try {
         const summary = await this.attempt(attempt);
-        return { kind: "synced", summary };
+        this.onSynced(summary);
+        if (cfg.follow === false) return { kind: "synced", summary };
+        // Restore: the new checkpoint's sequence is where PSYNC continues, on a fresh connection.
+        const next = await checkpointNextSeq(cfg.dir);
+        if (next === null) {
+          out.warn(`cannot read the sequence of the checkpoint in ${cfg.dir} (CURRENT/MANIFEST): not following the master's stream`);
+          return { kind: "synced", summary };
+        }
+        out.event("restore", { seq: next - 1 }, `checkpoint restored at sequence ${next - 1}: continuing with PSYNC ${next}`);
+        failures = 0;
       } catch (e) {
         if (signal.aborted) break;
+        if (this.progressed) failures = 0;
+        this.progressed = false;
         failures++;
         const err = e instanceof SyncError ? e : located(e, "replication");
         st.lastError = err.message;
@@ -96,6 +134,56 @@ export class ReplicationRun {
     }
     st.setState("stopped");
     return { kind: "stopped" };
+  }
+
+  /**
+   * The next sequence to PSYNC from: the target's checkpoint sequence advanced by the batches
+   * of kvr-stream.log that continue it (a torn or stray tail is truncated). null = no checkpoint.
+   */
+  private async resumeSeq(): Promise<number | null> {
+    const base = await checkpointNextSeq(this.cfg.dir);
+    if (base === null) return null;
+    const r = await recoverStreamLog(this.cfg.dir, base - 1);
+    if (r.truncated > 0) this.out.warn(`kvr-stream.log: ${r.reason}; cut ${r.truncated} bytes, resuming after sequence ${r.lastSeq}`);
+    return r.lastSeq + 1;
+  }
+
+  /**
+   * Follow the stream from `nextSeq`: batches are checked (followStream), appended to
+   * kvr-stream.log, then counted in slave_repl_offset. Returns only by throwing.
+   */
+  private async follow(ctl: Conn, nextSeq: number): Promise<never> {
+    const st = this.status;
+    const log = await StreamLogWriter.open(this.cfg.dir, this.cfg.streamFsync ?? "1s");
+    let pending: Buffer[] = [];
+    let pendingNext = nextSeq;
+    const flush = async () => {
+      if (pending.length === 0) return;
+      const batches = pending;
+      pending = [];
+      await log.append(batches);
+      st.replOffset = pendingNext - 1;
+    };
+    try {
+      await followStream(
+        ctl,
+        nextSeq,
+        async (next, batch) => {
+          this.progressed = true;
+          st.touch();
+          pending.push(batch);
+          pendingNext = next;
+          // Several batches often arrive in one read: write them with one call.
+          if (ctl.pending === 0 || pending.length >= 512) await flush();
+        },
+        () => {
+          this.progressed = true;
+          st.touch();
+        },
+      );
+    } finally {
+      await flush().finally(() => log.close());
+    }
   }
 
   /** Abort the attempt's connections and wait (briefly) until their sockets are closed. */
@@ -148,25 +236,19 @@ export class ReplicationRun {
       st.setState((step = "replconf"));
       const rc = await replconf(ctl, cfg.listeningPort);
       if (!rc.ok) out.debug(`replconf answered ${rc.reply}; going on (older masters lack replconf)`);
-      const nextSeq = await checkpointNextSeq(cfg.dir);
+      const nextSeq = await this.resumeSeq();
       if (nextSeq !== null) {
         st.replOffset = nextSeq - 1;
         st.setState((step = "send_psync"));
         const p = await sendPsync(ctl, nextSeq, null);
         if (p.kind === "stream") {
           st.setState((step = "connected"));
+          out.event("stream", { from: nextSeq }, `PSYNC ${nextSeq} accepted: following the master's stream`);
           ctl.readMs = cfg.streamMs;
-          await followStream(
-            ctl,
-            nextSeq,
-            (next) => {
-              st.replOffset = next - 1;
-              st.touch();
-            },
-            () => st.touch(),
-          );
+          await this.follow(ctl, nextSeq);
         }
-        out.info(`PSYNC ${nextSeq} refused (${p.kind === "fullsync" ? p.reply : "?"}): full sync`);
+        const reply = p.kind === "fullsync" ? p.reply : "?";
+        out.event("psync-refused", { seq: nextSeq, reply }, `PSYNC ${nextSeq} refused (${reply}): full sync`);
       }
     } catch (e) {
       throw located(e, `control connection (${step})`);

@@ -44,6 +44,8 @@ export class Status {
   /** Connections to the master currently open (control, meta and fetch). */
   openConns = 0;
   syncStartMs = 0;
+  /** The master's master_repl_offset from the lag probe (null: not probing / not known yet). */
+  masterReplOffset: number | null = null;
 
   constructor(private readonly out: Output) {}
 

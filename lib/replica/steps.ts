@@ -56,13 +56,19 @@ export async function sendPsync(conn: Conn, nextSeq: number, replid?: string | n
 /**
  * The incremental stream after PSYNC +OK (PROTOCOL.md §3): bulk `ping` heartbeats and
  * WriteBatches whose sequence must be the expected one. Calls `onBatch` with the next expected
- * sequence after each batch. Returns only by throwing (deadline, EOF, protocol error, abort).
- * Persisting the batches is the follow-stream step's work.
+ * sequence after each batch and the batch itself (awaited: backpressure). Returns only by
+ * throwing (deadline, EOF, protocol error, abort); every batch before the error was handed over.
  */
-export async function followStream(conn: Conn, nextSeq: number, onBatch: (next: number) => void, onPing: () => void): Promise<never> {
+export async function followStream(
+  conn: Conn,
+  nextSeq: number,
+  onBatch: (next: number, batch: Buffer) => void | Promise<void>,
+  onPing: () => void,
+): Promise<never> {
   let expected = nextSeq;
+  const decoder = new RespDecoder({ maxBulk: 256 * 1024 * 1024, maxDepth: 1 });
   for (;;) {
-    const v = await conn.read(new RespDecoder({ maxBulk: 256 * 1024 * 1024, maxDepth: 1 }));
+    const v = await conn.read(decoder);
     if (!Buffer.isBuffer(v) || v.length === 0) throw new SyncError("PROTOCOL", `master sent ${v === null ? "a null" : "an unexpected"} value on the replication stream`);
     if (v.length === 4 && v.toString("latin1") === "ping") {
       onPing();
@@ -73,6 +79,6 @@ export async function followStream(conn: Conn, nextSeq: number, onBatch: (next: 
     const count = v.readUInt32LE(8);
     if (seq !== expected) throw new SyncError("PROTOCOL", `sequence gap on the replication stream: expected ${expected}, got ${seq}`);
     expected = seq + count;
-    onBatch(expected);
+    await onBatch(expected, v);
   }
 }

@@ -32,7 +32,8 @@ async function twoMasters() {
     { name: "MANIFEST-900000", data: bytes(500, 99) },
   ];
   for (const f of bFiles) writeFileSync(join(src, f.name), f.data);
-  const b = await startMaster(["--dir", src]);
+  // Not a RocksDB checkpoint (random MANIFEST bytes): --seq, as its sequence cannot be read.
+  const b = await startMaster(["--dir", src, "--seq", "100"]);
   cleanups.push(() => b.stop());
   return { a, b, bFiles };
 }

@@ -48,7 +48,8 @@ test("3-file checkpoint served from a directory: 1 worker, byte-identical", asyn
     { name: "MANIFEST-000003", data: bytes(1234, 3) },
   ];
   for (const f of files) writeFileSync(join(src, f.name), f.data);
-  const m = await startMaster(["--dir", src]);
+  // Not a RocksDB checkpoint (random MANIFEST bytes): --seq, as its sequence cannot be read.
+  const m = await startMaster(["--dir", src, "--seq", "100"]);
   cleanups.push(() => m.stop());
   const dir = temp();
   writeFileSync(join(dir, "stale.sst"), "not in the list");
@@ -132,16 +133,20 @@ test("INFO during the fetch and after it", async () => {
   expect(Number(during.kvr_bytes_done)).toBeGreaterThan(0);
   expect(during.kvr_current_file).toMatch(/\.sst$/);
   await r.kvr.waitEvent((e) => e.event === "done", 15_000);
+  // After the full sync it restores the checkpoint (sequence 100) and follows by PSYNC 101.
+  await r.kvr.waitEvent((e) => e.event === "state" && e.state === "connected", 10_000);
   const total = expected(spec).reduce((n, f) => n + f.data.length, 0);
   expect(await info(r.port)).toMatchObject({
     master_sync_in_progress: "0",
-    kvr_state: "synced",
+    master_link_status: "up",
+    kvr_state: "connected",
+    slave_repl_offset: "100",
     kvr_files_done: "35",
     kvr_files_total: "35",
     kvr_bytes_done: String(total),
     kvr_bytes_total: String(total),
     kvr_current_file: "",
-    kvr_fetch_connections: "0",
+    kvr_fetch_connections: "1",
     kvr_last_error: "",
   });
   // Stays up after the sync (no --once).
