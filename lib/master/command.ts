@@ -45,6 +45,7 @@ export function configFromOptions(opts: Record<string, unknown>): MasterConfig {
     idleMs: parseDuration("idle-timeout", single("idleTimeout") ?? "300s"),
     writeRate: parseWriteRate(single("writeRate") ?? "0"),
     walWindow: parseIntFlag("wal-window", single("walWindow") ?? "100000", 1, 100_000_000),
+    writeTotal: parseIntFlag("write-total", single("writeTotal") ?? "0", 0),
     streamSeed: spec?.seed ?? 1,
   };
 }

@@ -33,6 +33,8 @@ export interface MasterConfig {
   writeRate?: number;
   /** Batches retained for PSYNC (default 100000). */
   walWindow?: number;
+  /** Stop writing after this many batches (default 0 = never). */
+  writeTotal?: number;
   /** Seed of the deterministic stream contents (default 1). */
   streamSeed?: number;
 }
@@ -123,7 +125,7 @@ export async function startMaster(cfg: MasterConfig, out: Output): Promise<Maste
     checkPassword: cfg.password ? passwordChecker(cfg.password) : null,
     slaves: new Map(),
     checkpointBytes: totalBytes(cfg.source),
-    stream: new WalStream({ seq: cfg.seq, seed: cfg.streamSeed ?? 1, rate: cfg.writeRate ?? 0, window: cfg.walWindow ?? 100_000 }),
+    stream: new WalStream({ seq: cfg.seq, seed: cfg.streamSeed ?? 1, rate: cfg.writeRate ?? 0, window: cfg.walWindow ?? 100_000, total: cfg.writeTotal ?? 0 }),
   };
   // A generated checkpoint's MANIFEST carries the stream's head when it is fetched.
   cfg.source.bindSequence?.(() => ctx.stream.head);

@@ -25,6 +25,8 @@ export interface StreamConfig {
   rate: number;
   /** Batches retained for PSYNC. */
   window: number;
+  /** Stop after this many batches (0 = never). */
+  total?: number;
 }
 
 const hi = (s: number) => Math.floor(s / 0x1_0000_0000);
@@ -109,8 +111,15 @@ export class WalStream {
   private tick(): void {
     const due = Math.floor(((performance.now() - this.baseMs) * this.cfg.rate) / 1000) - this.baseCount;
     // After a long pause (a blocked event loop) catch up by at most one second's worth.
-    const n = Math.min(due, Math.max(1, this.cfg.rate));
-    if (n <= 0) return;
+    let n = Math.min(due, Math.max(1, this.cfg.rate));
+    if (this.cfg.total) n = Math.min(n, this.cfg.total - this.produced);
+    if (n <= 0) {
+      if (this.cfg.total && this.produced >= this.cfg.total && this.timer) {
+        clearInterval(this.timer);
+        this.timer = null;
+      }
+      return;
+    }
     this.produce(n);
     this.baseCount += n;
     if (due > n) this.baseCount = Math.floor(((performance.now() - this.baseMs) * this.cfg.rate) / 1000);
