@@ -1,0 +1,203 @@
+/**
+ * kvr child processes for the benchmarks: spawned with --json, every NDJSON line kept with the
+ * time it arrived, tracked so they die with the run, and their whole-process resource usage
+ * (peak RSS from the OS via wait4) read after exit.
+ */
+import { connect, type Conn } from "../../lib/net/index.ts";
+import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
+import { spawnTracked } from "./harness.ts";
+
+export interface Event {
+  event?: string;
+  /** performance.now() when the line arrived on our side of the pipe. */
+  at: number;
+  [k: string]: unknown;
+}
+
+export interface Child {
+  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  /** Every stdout JSON line so far (events and the final result). */
+  lines: Event[];
+  stderr(): string;
+  /** The first line matching `pred` (already seen or future). */
+  wait(pred: (e: Event) => boolean, timeoutMs?: number): Promise<Event>;
+  /** Wait for the first line matching `pred` that arrives after index `from`. */
+  waitAfter(from: number, pred: (e: Event) => boolean, timeoutMs?: number): Promise<Event>;
+  exited: Promise<number>;
+  /** Resolves once stdout reached EOF and every line was parsed. */
+  drained: Promise<void>;
+  /** Signal, then SIGKILL after graceMs; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>;
+  /** Peak RSS in bytes of the exited process (null while running). */
+  maxRss(): number | null;
+}
+
+/** Spawn `<bin> <args> --json`. */
+export function spawnKvr(bin: string, args: string[], env: Record<string, string> = {}): Child {
+  const proc = spawnTracked(() =>
+    Bun.spawn([bin, ...args, "--json"], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1", ...env } }),
+  );
+  const lines: Event[] = [];
+  let err = "";
+  const waiters = new Set<() => void>();
+  const notify = () => {
+    for (const w of [...waiters]) w();
+  };
+  const drained = (async () => {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const chunk of proc.stdout) {
+      const at = performance.now();
+      buf += dec.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          lines.push({ ...JSON.parse(line), at });
+        } catch {
+          lines.push({ event: "_text", text: line, at });
+        }
+      }
+      notify();
+    }
+    notify();
+  })();
+  (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stderr) err = (err + dec.decode(chunk, { stream: true })).slice(-20_000);
+  })();
+  proc.exited.then(notify);
+  const waitAfter = (from: number, pred: (e: Event) => boolean, timeoutMs = 30_000) =>
+    new Promise<Event>((resolve, reject) => {
+      const check = () => {
+        for (let i = from; i < lines.length; i++) {
+          if (pred(lines[i])) {
+            done();
+            return resolve(lines[i]);
+          }
+        }
+        if (proc.exitCode !== null || proc.signalCode !== null) {
+          done();
+          reject(new Error(`kvr ${args[0]} exited (${proc.exitCode ?? proc.signalCode}) before the expected event; stderr: ${err.slice(-600)}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`kvr ${args[0]}: no expected event within ${timeoutMs} ms; stderr: ${err.slice(-600)}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+  return {
+    proc,
+    lines,
+    stderr: () => err,
+    wait: (pred, timeoutMs) => waitAfter(0, pred, timeoutMs),
+    waitAfter,
+    exited: proc.exited,
+    drained,
+    async stop(signal = "SIGTERM", graceMs = 3000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const t = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+      const code = await proc.exited;
+      clearTimeout(t);
+      return code;
+    },
+    maxRss: () => proc.resourceUsage()?.maxRSS ?? null,
+  };
+}
+
+export interface Master {
+  child: Child;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** `kvr master --port 0 <args>`, waiting until it listens. */
+export async function startMaster(bin: string, args: string[]): Promise<Master> {
+  const child = spawnKvr(bin, ["master", "--port", "0", "--log-level", "warn", ...args]);
+  try {
+    const ev = await child.wait((e) => e.event === "listening", 15_000);
+    return { child, port: Number(ev.port), stop: async () => void (await child.stop("SIGTERM", 2000)) };
+  } catch (e) {
+    await child.stop("SIGKILL");
+    throw e;
+  }
+}
+
+export interface Replica {
+  child: Child;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** `kvr replica --port 0 <args>`, waiting for its admin port. */
+export async function startReplica(bin: string, args: string[]): Promise<Replica> {
+  const child = spawnKvr(bin, ["replica", "--port", "0", "--log-level", "warn", ...args]);
+  try {
+    const ev = await child.wait((e) => e.event === "listening", 15_000);
+    return { child, port: Number(ev.port), stop: async () => void (await child.stop("SIGTERM", 3000)) };
+  } catch (e) {
+    await child.stop("SIGKILL");
+    throw e;
+  }
+}
+
+export interface OnceResult {
+  ok: boolean;
+  bytes: number;
+  /** The replica's own full-sync time (meta → last fsync + rename). */
+  syncMs: number;
+  /** Spawn → exit, as seen from here. */
+  wallMs: number;
+  /** Peak RSS of the replica process, bytes. */
+  maxRss: number | null;
+  result: Event | undefined;
+}
+
+/** `kvr replica --once --dir <dir> --master 127.0.0.1:<port>` to completion. */
+export async function replicaOnce(bin: string, dir: string, masterPort: number, extra: string[] = [], timeoutMs = 600_000): Promise<OnceResult> {
+  const t0 = performance.now();
+  const child = spawnKvr(bin, ["replica", "--port", "0", "--log-level", "warn", "--dir", dir, "--master", `127.0.0.1:${masterPort}`, "--once", ...extra]);
+  const timer = setTimeout(() => child.proc.kill("SIGKILL"), timeoutMs);
+  const code = await child.exited;
+  clearTimeout(timer);
+  const wallMs = performance.now() - t0;
+  await child.drained;
+  const result = child.lines.find((l) => typeof l.ok === "boolean");
+  if (code !== 0 || !result?.ok) throw new Error(`replica --once exited ${code}: ${JSON.stringify(result ?? null)} ${child.stderr().slice(-400)}`);
+  return { ok: true, bytes: Number(result.bytes), syncMs: Number(result.ms), wallMs, maxRss: child.maxRss(), result };
+}
+
+/** A persistent RESP client connection (admin or master control port). */
+export async function client(port: number, readMs = 10_000): Promise<{ conn: Conn; call(args: string[]): Promise<RespValue>; close(): void }> {
+  const conn = await connect("127.0.0.1", port, { connectMs: 3000, readMs, writeMs: readMs });
+  return { conn, call: (args) => call(conn, args), close: () => conn.destroy() };
+}
+
+/** One command on a fresh connection. */
+export async function command(port: number, args: string[]): Promise<string> {
+  const c = await client(port);
+  try {
+    return replyText(await c.call(args));
+  } finally {
+    c.close();
+  }
+}
+
+/** INFO replication of a replica or master as key → value. */
+export async function info(port: number): Promise<Record<string, string>> {
+  const text = await command(port, ["INFO", "replication"]);
+  const out: Record<string, string> = {};
+  for (const line of text.split("\r\n")) {
+    const i = line.indexOf(":");
+    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
