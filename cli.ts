@@ -282,6 +282,8 @@ async function main(): Promise<number> {
 }
 
 const code = await main();
-// Flush stdout before exiting (pipes may be slow to drain).
-await new Promise<void>((r) => (process.stdout.write("") ? r() : process.stdout.once("drain", () => r())));
+// Flush stdout before exiting: on a pipe whose reader lags, Bun keeps unwritten output in user
+// space (writableLength says 0) and process.exit() drops it; end() waits until it is written.
+// Bounded, so a reader that never reads cannot hold the exit forever.
+await Promise.race([new Promise<void>((r) => process.stdout.end(() => r())), Bun.sleep(5000)]);
 process.exit(code);
