@@ -165,7 +165,7 @@ async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: Mast
     case "psync":
       return psync(args, conn, link, st, m);
     case "_fetch_meta":
-      await link.write(bareLine(m.cfg.source.files.map((f) => f.name).join(",")));
+      await link.write(bareLine((m.cfg.source.snapshot?.() ?? m.cfg.source.files).map((f) => f.name).join(",")));
       conn.end();
       return "stop";
     case "_fetch_file":

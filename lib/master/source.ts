@@ -5,7 +5,7 @@
 import { close, fstat, open, read, readdirSync, statSync } from "node:fs";
 import { promisify } from "node:util";
 import { join, resolve } from "node:path";
-import { generatedChunks, generatedFiles, type GenerateSpec } from "./generate.ts";
+import { generatedChunks, generatedFiles, generatedManifest, type GenerateSpec } from "./generate.ts";
 import { UsageError } from "../ui/units.ts";
 
 const openAsync = promisify(open);
@@ -34,8 +34,10 @@ export interface CheckpointSource {
   /** True when `name` is one of the served files. */
   has(name: string): boolean;
   open(name: string): Promise<OpenFile>;
-  /** Generated sources: make the MANIFEST carry `now()` (the stream's head) when opened. */
+  /** Generated sources: checkpoints taken by snapshot() carry `now()` (the stream's head). */
   bindSequence?(now: () => number): void;
+  /** The file list of a checkpoint taken now (`_fetch_meta`); absent = `files`. */
+  snapshot?(): SourceFile[];
 }
 
 /** Total bytes of a source's files. */
@@ -103,28 +105,53 @@ export function dirSource(dir: string): CheckpointSource {
   };
 }
 
+/** Number of the MANIFEST of a generated checkpoint taken at a later stream sequence. */
+export const SNAPSHOT_MANIFEST_BASE = 1_000_000;
+
 /**
- * Serve a generated checkpoint (see generate.ts). Once bound to a stream, the MANIFEST is made
- * when opened and carries the stream's head, as a Kvrocks master's fresh checkpoint would.
+ * Serve a generated checkpoint (see generate.ts). Bound to a stream whose head moved past the
+ * spec's sequence, `_fetch_meta` takes a fresh checkpoint as a Kvrocks master does: its MANIFEST
+ * is `MANIFEST-<1000000 + head>` recording the head (a new name, since present files are never
+ * fetched again) and CURRENT names it. The SST files stay the same.
  */
 export function generatedSource(spec: GenerateSpec): CheckpointSource {
   const files = generatedFiles(spec);
   const names = new Set(files.map((f) => f.name));
+  const staticManifest = files.find((f) => f.name.startsWith("MANIFEST-"))!.name;
   let now: (() => number) | null = null;
+  let taken = spec.seq;
+  const manifestName = (seq: number) => `MANIFEST-${String(SNAPSHOT_MANIFEST_BASE + seq).padStart(6, "0")}`;
+  const snapshotSeq = (name: string): number | null => {
+    const m = /^MANIFEST-(\d+)$/.exec(name);
+    if (!m || name === staticManifest) return null;
+    const seq = Number(m[1]) - SNAPSHOT_MANIFEST_BASE;
+    return seq > spec.seq && now !== null && seq <= now() && name === manifestName(seq) ? seq : null;
+  };
+  const dynamic = (name: string): Buffer | null => {
+    if (name === "CURRENT" && taken !== spec.seq) return Buffer.from(`${manifestName(taken)}\n`, "latin1");
+    const seq = snapshotSeq(name);
+    return seq === null ? null : generatedManifest(seq, spec.seed, spec.count);
+  };
   return {
     description: `generated data ${spec.count}x${spec.size} bytes, seed ${spec.seed}`,
     files,
-    has: (n) => names.has(n),
+    has: (n) => names.has(n) || snapshotSeq(n) !== null,
     bindSequence(fn) {
       now = fn;
     },
+    snapshot() {
+      taken = now ? now() : spec.seq;
+      if (taken === spec.seq) return files;
+      return files.map((f) => (f.name === staticManifest ? { name: manifestName(taken), size: generatedManifest(taken, spec.seed, spec.count).length } : f));
+    },
     async open(name) {
-      const s = now && name.startsWith("MANIFEST-") ? { ...spec, seq: now() } : spec;
-      const size = s === spec ? files.find((f) => f.name === name)!.size : generatedFiles(s).find((f) => f.name === name)!.size;
+      const data = dynamic(name);
+      const size = data ? data.length : files.find((f) => f.name === name)!.size;
       return {
         size,
         async *chunks(max) {
-          yield* generatedChunks(s, name, max);
+          if (!data) return yield* generatedChunks(spec, name, max);
+          for (let o = 0; o < data.length; o += max) yield data.subarray(o, Math.min(o + max, data.length));
         },
         async close() {},
       };
