@@ -58,10 +58,17 @@ export async function listenNoAccept(host: string, port: number, fill = true): P
   const fillers: net.Socket[] = [];
   let open = true;
   if (fill) {
-    // Backlog 0 admits one queued connection on Linux; fill it so the next SYN is dropped.
+    // Backlog 0 admits one queued connection on Linux; fill it so the next SYN is dropped. A
+    // client may have taken the slot first: then the filler's own SYN is dropped and its connect
+    // would wait minutes, so do not wait for it beyond a moment (the queue is full either way).
     await new Promise<void>((resolve) => {
-      const s = net.connect({ host, port: bound }, () => resolve());
-      s.on("error", () => resolve());
+      const t = setTimeout(resolve, 250);
+      const done = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      const s = net.connect({ host, port: bound }, done);
+      s.on("error", done);
       fillers.push(s);
     });
     await Bun.sleep(20);

@@ -1,0 +1,250 @@
+/**
+ * Helpers for the reliability suite: kvr master and kvr replica as child processes of the built
+ * binary (secrets passed by environment), a directory watcher that checks every observed moment,
+ * and a small concurrency limiter so many cases can run at once without overloading the host.
+ */
+import { copyFileSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { connect } from "../../lib/net/index.ts";
+import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
+import { generatedContent, generatedFiles } from "../../lib/master/generate.ts";
+import { spawnKvr, type KvrProcess } from "../helpers/kvr.ts";
+
+/** The real Kvrocks checkpoint (sequence 2256). */
+export const FIXTURE = resolve(import.meta.dir, "../../../shared/fixtures/kvrocks-checkpoint");
+export const FIXTURE_SEQ = 2256;
+
+export interface ExpectedFile {
+  name: string;
+  data: Buffer;
+}
+
+export function generatedExpected(spec: string): ExpectedFile[] {
+  return generatedFiles(spec).map((f) => ({ name: f.name, data: generatedContent(spec, f.name) }));
+}
+
+export function fixtureExpected(): ExpectedFile[] {
+  return readdirSync(FIXTURE).map((name) => ({ name, data: readFileSync(join(FIXTURE, name)) }));
+}
+
+/** Copy the fixture checkpoint into `dir` (a target holding a complete checkpoint → PSYNC). */
+export function seedFixture(dir: string): void {
+  for (const n of readdirSync(FIXTURE)) copyFileSync(join(FIXTURE, n), join(dir, n));
+}
+
+/** Names in `dir` that differ from `expected` (missing, different bytes, extra but not in `ignore`). */
+export function diffDir(dir: string, expected: ExpectedFile[], ignore: string[] = []): string[] {
+  const bad: string[] = [];
+  const names = new Set(readdirSync(dir).filter((n) => !ignore.includes(n)));
+  for (const f of expected) {
+    if (!names.has(f.name)) bad.push(`missing ${f.name}`);
+    else if (!readFileSync(join(dir, f.name)).equals(f.data)) bad.push(`differs ${f.name}`);
+    names.delete(f.name);
+  }
+  for (const n of names) bad.push(`extra ${n}`);
+  return bad;
+}
+
+/** Total bytes of the regular files in `dir`. */
+export function dirBytes(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir)) {
+    try {
+      n += statSync(join(dir, e)).size;
+    } catch {}
+  }
+  return n;
+}
+
+/**
+ * Poll `dir` every few ms while a sync runs. A violation is any moment where a file carries a
+ * final name with a size other than its expected size, or a name that is neither an allowed
+ * final name nor `<allowed>.tmp`.
+ */
+export class DirWatcher {
+  readonly violations: string[] = [];
+  samples = 0;
+  tmpSeen = 0;
+  private running = true;
+  private readonly done: Promise<void>;
+  private readonly sizes = new Map<string, number>();
+
+  constructor(
+    readonly dir: string,
+    allowed: ExpectedFile[][],
+    /** Names allowed with any size (the replica's own stream log). */
+    readonly anySize: string[] = [],
+    everyMs = 4,
+  ) {
+    for (const set of allowed) for (const f of set) this.sizes.set(f.name, f.data.length);
+    this.done = this.loop(everyMs);
+  }
+
+  private async loop(everyMs: number): Promise<void> {
+    while (this.running) {
+      let names: string[] = [];
+      try {
+        names = await readdir(this.dir);
+      } catch {
+        return;
+      }
+      this.samples++;
+      for (const n of names) {
+        if (n.endsWith(".tmp")) {
+          this.tmpSeen++;
+          if (!this.sizes.has(n.slice(0, -4))) this.note(`unexpected partial ${n}`);
+          continue;
+        }
+        const want = this.sizes.get(n);
+        if (this.anySize.includes(n)) continue;
+        if (want === undefined) {
+          this.note(`unexpected file ${n}`);
+          continue;
+        }
+        try {
+          const size = (await stat(join(this.dir, n))).size;
+          if (size !== want) this.note(`${n} under its final name with ${size} of ${want} bytes`);
+        } catch {
+          // Removed between readdir and stat (prepareDir, a retry): fine.
+        }
+      }
+      await Bun.sleep(everyMs);
+    }
+  }
+
+  private note(v: string): void {
+    if (this.violations.length < 20 && !this.violations.includes(v)) this.violations.push(v);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+  }
+}
+
+export interface Proc {
+  kvr: KvrProcess;
+  port: number;
+  pid: number;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Start `kvr <cmd> --port 0 <args>` and wait for its `listening` event. */
+export async function startKvr(cmd: "master" | "replica", args: string[], env: Record<string, string> = {}): Promise<Proc> {
+  const kvr = spawnKvr([cmd, "--port", "0", ...args], env);
+  try {
+    const ev = await kvr.waitEvent((e) => e.event === "listening", 10_000);
+    return { kvr, port: Number(ev.port), pid: kvr.proc.pid, stop: (s = "SIGTERM") => kvr.stop(s, 3000) };
+  } catch (e) {
+    await kvr.stop("SIGKILL");
+    throw e;
+  }
+}
+
+/** One command on a fresh connection to 127.0.0.1:port (AUTH first when `password` is given). */
+export async function command(port: number, args: string[], password?: string, readMs = 5000): Promise<RespValue> {
+  const conn = await connect("127.0.0.1", port, { connectMs: 2000, readMs });
+  try {
+    if (password !== undefined) {
+      const r = await call(conn, ["AUTH", password]);
+      if (replyText(r) !== "OK") throw new Error(`AUTH: ${replyText(r)}`);
+    }
+    return await call(conn, args);
+  } finally {
+    conn.destroy();
+  }
+}
+
+/** INFO replication as a map. */
+export async function infoMap(port: number, password?: string): Promise<Record<string, string>> {
+  const text = replyText(await command(port, ["INFO", "replication"], password));
+  const out: Record<string, string> = {};
+  for (const line of text.split("\r\n")) {
+    const i = line.indexOf(":");
+    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+/** A counting semaphore: at most `n` callers inside at once. */
+export function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: Array<() => void> = [];
+  return async (fn) => {
+    if (active >= n) await new Promise<void>((r) => queue.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
+/** Poll until `fn` returns a truthy value (throws after `ms`). */
+export async function until<T>(fn: () => T | Promise<T>, ms = 10_000, what = "condition", everyMs = 20): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await Bun.sleep(everyMs);
+  }
+}
+
+/** Open file descriptors of a process (entries of /proc/<pid>/fd). */
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Resident set size of a process in bytes (VmRSS of /proc/<pid>/status). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** The command line of a process, NUL-separated arguments joined by spaces. */
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0").join(" ");
+  } catch {
+    return "";
+  }
+}
+
+/** Every descendant pid of `pid` (through /proc/<pid>/task/<tid>/children). */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const walk = (p: number) => {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      return;
+    }
+    for (const t of tasks) {
+      let kids = "";
+      try {
+        kids = readFileSync(`/proc/${p}/task/${t}/children`, "utf8");
+      } catch {
+        continue;
+      }
+      for (const k of kids.split(/\s+/).filter(Boolean).map(Number)) {
+        if (!out.includes(k)) {
+          out.push(k);
+          walk(k);
+        }
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** Percentile of sorted numbers (nearest rank). */
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
