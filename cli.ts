@@ -59,6 +59,7 @@ cli
   .example("  kvr master --generate 64x4MiB --rate 25 --port 6666")
   .example("  kvr master --dir /var/lib/kvrocks/checkpoint --requirepass secret")
   .example("  kvr master --fault stall:after-bytes=10MiB --fault delay:ms=200,on=_fetch_meta")
+  .example("  kvr master --generate 8x1MiB --seq 1000 --write-rate 5000 --wal-window 100000")
   .example("  redis-cli -p 6666 KVR FAULT ADD reset:after-files=3,once")
   .example(
     "\nFaults (kind[:key=value,...]):\n" +
@@ -73,7 +74,11 @@ cli
       "Triggers: after-bytes= (file bytes sent on the connection), after-files=, on=<command>,\n" +
       "  after-ms= (since the connection opened or the fault was added), conns=<n>, once; none = at once\n" +
       "  reset sends RST (SO_LINGER 0); connections that sent KVR commands are never faulted\n" +
-      "Run time: KVR FAULT ADD <spec> | KVR FAULT CLEAR | KVR FAULT LIST; SIGUSR1 stalls all, SIGUSR2 clears",
+      "Run time: KVR FAULT ADD <spec> | KVR FAULT CLEAR | KVR FAULT LIST; SIGUSR1 stalls all, SIGUSR2 clears\n" +
+      "Stream (--write-rate): batches of 1-4 Puts follow --seq; each batch's contents derive from (seed, sequence),\n" +
+      "  so a master restarted with the same flags has the same history: a PSYNC for a later batch boundary of it\n" +
+      "  fast-forwards there (no full sync). Older than --wal-window batches → out of range (full sync).\n" +
+      "  A generated checkpoint fetched while writing records the head (MANIFEST-<1000000 + head>).",
   )
   .action(action("master"));
 
