@@ -22,7 +22,7 @@ export async function bench(ctx: BenchContext): Promise<Row[]> {
   mkdirSync(src);
   ctx.log(`writing the source checkpoint ${spec}`);
   const { bytes, files } = materialize(spec, src);
-  const master = await startMaster(ctx.bin, ["--dir", src]);
+  const master = await startMaster(ctx.bin, ["--dir", src, "--seq", "100"]);
   const kvr: Array<{ syncMs: number; wallMs: number; rss: number | null }> = [];
   const copy: number[] = [];
   const net: number[] = [];

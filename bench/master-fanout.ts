@@ -50,7 +50,7 @@ export async function bench(ctx: BenchContext): Promise<Row[]> {
   const src = join(ctx.tmp, "src");
   mkdirSync(src);
   const { bytes } = materialize(`${files}x16MiB`, src);
-  const m = await startMaster(ctx.bin, ["--dir", src]);
+  const m = await startMaster(ctx.bin, ["--dir", src, "--seq", "100"]);
   const alone: number[] = [];
   let fan: Sync[];
   try {

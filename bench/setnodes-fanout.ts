@@ -69,7 +69,6 @@ export async function bench(ctx: BenchContext): Promise<Row[]> {
       walls.push(performance.now() - t0);
       await child.drained;
       const targets = child.lines.filter((l) => l.event === "target");
-      if (process.env.KVR_BENCH_DEBUG) ctx.log(`lines ${child.lines.length}: ${JSON.stringify(child.lines.filter((l) => l.event !== "target")).slice(0, 800)} stderr ${child.stderr().slice(0, 500)}`);
       reported.push(targets.length);
       timeouts.push(targets.filter((t) => t.result === "timeout").length);
       ctx.log(`run ${r + 1}: wall ${walls[r].toFixed(0)} ms, ${targets.length} reported, ${timeouts[r]} timed out, exit ${child.proc.exitCode}`);

@@ -34,7 +34,7 @@ export async function bench(ctx: BenchContext): Promise<Row[]> {
   mkdirSync(dir);
   // A: many 256 KiB files at 4 MiB/s shared by the 4 fetch workers (~0.25 s per file).
   const a = await startMaster(ctx.bin, ["--generate", "400x256KiB", "--rate", "4"]);
-  const b = await startMaster(ctx.bin, ["--dir", bSrc]).catch(async (e) => {
+  const b = await startMaster(ctx.bin, ["--dir", bSrc, "--seq", "100"]).catch(async (e) => {
     await a.stop();
     throw e;
   });
