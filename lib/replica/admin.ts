@@ -38,7 +38,8 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
 
   async function serve(conn: Conn): Promise<void> {
     const session: Session = { authed: !opts.requirepass };
-    const dec = new RespDecoder({ inline: true, maxBulk: 64 * 1024 * 1024, maxDepth: 1 });
+    // No admin command has more than a handful of arguments: a huge array is refused at its header.
+    const dec = new RespDecoder({ inline: true, maxBulk: 64 * 1024 * 1024, maxArray: 1024, maxDepth: 1 });
     try {
       for (;;) {
         const v = await conn.read(dec);

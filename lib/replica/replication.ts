@@ -67,10 +67,14 @@ export class ReplicationRun {
     private readonly onSynced: (s: SyncSummary) => void = () => {},
   ) {
     status.masterReplOffset = null;
-    const probe = cfg.lagProbe ? startLagProbe(master, cfg, status, out, this.ac.signal) : null;
+    // The probe ends with the run, whether stopped or ended on its own (--once, gave up).
+    const probeAc = new AbortController();
+    this.ac.signal.addEventListener("abort", () => probeAc.abort(), { once: true });
+    const probe = cfg.lagProbe ? startLagProbe(master, cfg, status, out, probeAc.signal) : null;
     this.done = this.loop().finally(async () => {
-      this.ended = true;
+      probeAc.abort();
       await probe;
+      this.ended = true;
     });
   }
 

@@ -119,3 +119,22 @@ test("throughput: 100,000 batches written as fast as the master can, followed to
   expect(log.records).toBe(100_000);
   console.log(`throughput: ${log.records} batches in ${ms.toFixed(0)} ms = ${Math.round((log.records / ms) * 1000)} batches/s`);
 }, 45_000);
+
+test("SIGTERM while following at 5000/s: exits 0 at once; kvr-stream.log ends on a whole record", async () => {
+  const m = await startMaster(["--generate", "1x4KiB", "--seq", "10", "--write-rate", "5000"]);
+  cleanups.push(() => m.stop());
+  const dir = temp();
+  seedTarget(dir, "1x4KiB", 10);
+  const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--stream-fsync", "never"]);
+  cleanups.push(() => r.stop());
+  await until(async () => Number((await info(r.port)).slave_repl_offset) > 3000, 10_000);
+  const t0 = performance.now();
+  expect(await r.kvr.stop("SIGTERM", 3000)).toBe(0);
+  const ms = performance.now() - t0;
+  expect(ms).toBeLessThan(1000);
+  const rec = await recoverStreamLog(dir, 10);
+  expect(rec.truncated).toBe(0);
+  expect(rec.lastSeq).toBeGreaterThan(3000);
+  expect(checkLog(dir, 10, 1).last).toBe(rec.lastSeq);
+  console.log(`SIGTERM while following → exit in ${ms.toFixed(0)} ms, ${rec.records} batches logged`);
+}, 20_000);

@@ -4,7 +4,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { replyText } from "../../lib/resp/index.ts";
-import { tempDir, type KvrEvent } from "../helpers/kvr.ts";
+import { runKvr, tempDir, type KvrEvent } from "../helpers/kvr.ts";
 import { info, startMaster, startReplica, until } from "../replica/helpers.ts";
 
 const cleanups: Array<() => unknown> = [];
@@ -55,4 +55,15 @@ test("without --lag-probe: no lag events and no kvr_lag in INFO", async () => {
   const i = await info(r.port);
   expect(i.kvr_lag).toBeUndefined();
   expect(i.kvr_state).toBe("connected");
+}, 20_000);
+
+test("--lag-probe with --once: the probe ends with the run and the command exits", async () => {
+  const m = await startMaster(["--generate", "2x256KiB", "--rate", "0.5", "--write-rate", "100"]);
+  cleanups.push(() => m.stop());
+  const t0 = performance.now();
+  const r = await runKvr(["replica", "--dir", temp(), "--master", `127.0.0.1:${m.port}`, "--port", "0", "--once", "--lag-probe", "--json"], { timeoutMs: 15_000 });
+  expect(r.code).toBe(0);
+  expect(performance.now() - t0).toBeLessThan(10_000);
+  // The full sync takes ~1 s at 0.5 MiB/s: the probe reported meanwhile.
+  expect(r.stdout).toContain('"event":"lag"');
 }, 20_000);
