@@ -89,7 +89,7 @@ console.log(`\n${rows.filter((r) => r.met === true).length} of ${rows.length} go
 const results = {
   date: new Date().toISOString(),
   bun: Bun.version,
-  binary: bin.split("/").slice(-2).join("/"),
+  binary: process.env.KVR_BIN ? "KVR_BIN (a private build of this tree)" : "dist/kvr",
   scale,
   machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? "?", memoryMB: Math.round(totalmem() / 1e6) },
   totalMs,
