@@ -56,6 +56,8 @@ export async function serveConnection(conn: Conn, m: MasterContext): Promise<voi
     }
   } catch (e) {
     logEnd(e, conn, link, m);
+    // Like Kvrocks and Redis: say why before closing on malformed input.
+    if (isNetError(e, "PROTOCOL") && !link.dead) await conn.write(error(`ERR ${e.message}`)).catch(() => {});
   } finally {
     m.slaves.delete(link.id);
     m.faults.detach(link);
