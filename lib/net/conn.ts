@@ -61,6 +61,8 @@ export class Conn {
   private paused = false;
   private eof = false;
   private failure: NetError | null = null;
+  /** Set when a frame parser rejected the input: reads fail, writes still go out. */
+  private readError: NetError | null = null;
   private reader: Waiter | null = null;
   private readTimer: ReturnType<typeof setTimeout> | null = null;
   private readTimerMs = 0;
@@ -180,6 +182,7 @@ export class Conn {
 
   /** Wait until more data, EOF, the read deadline, an error or an abort. */
   private waitData(): Promise<void> {
+    if (this.readError) return Promise.reject(this.readError);
     if (this.failure && this.buffered === 0) return Promise.reject(this.failure);
     if (this.eof) return Promise.resolve();
     if (this.paused) {
@@ -300,7 +303,7 @@ export class Conn {
         try {
           r = parser.feed(chunk);
         } catch (e) {
-          if (e instanceof NetError) this.fail(e, true);
+          if (e instanceof NetError) this.failRead(e);
           throw e;
         }
         if (r.used < chunk.length) this.unshift(chunk.subarray(r.used));
@@ -309,6 +312,20 @@ export class Conn {
       if (this.eof) throw this.closedError("before a complete reply");
       await this.waitData();
     }
+  }
+
+  /**
+   * The input is unusable after a parse error: drop what is buffered, stop reading, fail every
+   * later read, but keep writes open so a server can answer "-ERR Protocol error" before it
+   * closes. The socket is destroyed after a second in any case.
+   */
+  private failRead(e: NetError): void {
+    this.readError = e;
+    this.chunks = [];
+    this.buffered = 0;
+    this.paused = true;
+    this.sock.pause();
+    setTimeout(() => this.destroy(), 1000).unref?.();
   }
 
   /** Wait for any bytes; returns null at EOF. */
