@@ -289,6 +289,8 @@ async function main(): Promise<number> {
 const code = await main();
 // Flush stdout before exiting: on a pipe whose reader lags, Bun keeps unwritten output in user
 // space (writableLength says 0) and process.exit() drops it; end() waits until it is written.
-// Bounded, so a reader that never reads cannot hold the exit forever.
-await Promise.race([new Promise<void>((r) => process.stdout.end(() => r())), Bun.sleep(5000)]);
+// Bounded, so a reader that never reads cannot hold the exit forever. Only when a command ran:
+// --help and --version print with console (written at once), and merely touching
+// process.stdout costs several milliseconds of start-up.
+if (exitCode !== null) await Promise.race([new Promise<void>((r) => process.stdout.end(() => r())), Bun.sleep(5000)]);
 process.exit(code);

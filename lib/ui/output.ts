@@ -2,12 +2,22 @@
  * Human output and --json NDJSON. Logs always go to stderr; with --json, events and results go
  * to stdout as one JSON object per line. Colour only on a TTY, never with NO_COLOR/--no-color.
  */
-import pc from "picocolors";
+import type { Colors as PicoColors } from "picocolors/types";
+
+/**
+ * picocolors is loaded on first use: its module body inspects process.stdout, which costs
+ * several milliseconds at start-up that `kvr --version` and `--help` do not need.
+ */
+let pico: typeof import("picocolors") | null = null;
+function createColors(enabled: boolean): PicoColors {
+  pico ??= require("picocolors") as typeof import("picocolors");
+  return pico.createColors(enabled);
+}
 
 export type Level = "debug" | "info" | "warn" | "error";
 const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-export type Colors = ReturnType<typeof pc.createColors>;
+export type Colors = PicoColors;
 
 export interface Output {
   readonly json: boolean;
@@ -56,7 +66,7 @@ export function createOutput(opts: OutputOptions = {}): Output {
   const stderr = opts.stderr ?? process.stderr;
   const json = !!opts.json;
   const color = opts.color ?? wantColor(undefined, stdout.isTTY);
-  const c = pc.createColors(color);
+  const c = createColors(color);
   const min = LEVELS[opts.level ?? "info"];
   const tty = !!stdout.isTTY && !!stderr.isTTY && !json;
   let progressShown = false;
