@@ -36,7 +36,7 @@ if (mode === "recv") {
     const fh = await open(a, "wx", 0o644);
     let bytes = 0;
     let tail: Promise<unknown> = Promise.resolve();
-    s.on("data", (d) => {
+    s.on("data", (d: Buffer) => {
       bytes += d.length;
       s.pause();
       tail = tail.then(() => fh.write(d)).then(() => s.resume());

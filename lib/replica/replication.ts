@@ -169,7 +169,7 @@ export class ReplicationRun {
       st.replOffset = pendingNext - 1;
     };
     try {
-      await followStream(
+      return await followStream(
         ctl,
         nextSeq,
         async (next, batch) => {

@@ -45,11 +45,11 @@ export async function info(port: number, section = "replication"): Promise<Recor
 }
 
 /** Poll `fn` until it returns a truthy value (or throw after timeoutMs). */
-export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 20): Promise<T> {
+export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 20): Promise<NonNullable<T>> {
   const t0 = Date.now();
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
     await Bun.sleep(everyMs);
   }

@@ -133,7 +133,7 @@ test("stream: pings skipped, batches advance the sequence, a gap is a protocol e
   conns.push(conn);
   const seen: number[] = [];
   let pings = 0;
-  await expect(followStream(conn, 101, (n) => seen.push(n), () => pings++)).rejects.toThrow("expected 105, got 200");
+  await expect(followStream(conn, 101, (n) => void seen.push(n), () => void pings++)).rejects.toThrow("expected 105, got 200");
   expect(seen).toEqual([104, 105]);
   expect(pings).toBe(1);
 });
