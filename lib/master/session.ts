@@ -133,7 +133,7 @@ async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: Mast
   }
   // A connection that controls faults is never hit by them (redis-cli must get its +OK).
   if (cmd === "kvr") link.control = true;
-  const injected = link.command(cmd);
+  const injected = await link.command(cmd);
   if (link.dead) return "stop";
   if (injected !== null) {
     await link.write(error(injected));

@@ -149,21 +149,27 @@ export class FaultController implements LinkOwner {
     return true;
   }
 
-  evaluate(link: Link): void {
+  /**
+   * Fire every fault whose trigger is met on `link`. Resolves once the server faults it fired
+   * are in place (listener closed or replaced), so a reply sent after it cannot race them.
+   */
+  evaluate(link: Link): Promise<unknown> | undefined {
     if (link.dead || !this.links.has(link)) return;
+    let server: Promise<boolean>[] | undefined;
     for (const f of this.faults) {
       if (!this.ready(f, link)) continue;
       link.fired.add(f.id);
       if (f.spec.kind.scope === "server") {
-        void this.fireServer(f, link);
+        (server ??= []).push(this.fireServer(f, link));
         continue;
       }
       f.fired++;
       this.report(f, link);
       const effect = f.spec.kind.start!(f.spec.params, link);
       link.effects.push({ faultId: f.id, effect });
-      if (link.dead) return;
+      if (link.dead) break;
     }
+    return server && Promise.all(server);
   }
 
   nextCut(link: Link): number {

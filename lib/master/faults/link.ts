@@ -7,7 +7,8 @@ import type { Effect, LinkHandle } from "./types.ts";
 
 /** The controller side a link reports to (see controller.ts). */
 export interface LinkOwner {
-  evaluate(link: Link): void;
+  /** Fire what is due; the promise (if any) settles once fired server faults are in place. */
+  evaluate(link: Link): Promise<unknown> | undefined;
   /** The next file-byte offset (> link.fileBytes) at which a fault may fire, or Infinity. */
   nextCut(link: Link): number;
 }
@@ -66,10 +67,13 @@ export class Link implements LinkHandle {
     while (!this.dead && this.readsHeld()) await new Promise<void>((r) => this.wakers.push(r));
   }
 
-  /** A command arrived: record it for on= triggers, then return an injected error reply or null. */
-  command(name: string): string | null {
+  /**
+   * A command arrived: record it for on= triggers (waiting until a server fault it fires is in
+   * place, so the reply cannot race it), then return an injected error reply or null.
+   */
+  async command(name: string): Promise<string | null> {
     this.seen.add(name);
-    this.owner.evaluate(this);
+    await this.owner.evaluate(this);
     return this.errorFor(name);
   }
 
