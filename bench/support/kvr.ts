@@ -5,6 +5,7 @@
  */
 import { connect, type Conn } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
+import { readNdjson } from "../../lib/ui/ndjson.ts";
 import { spawnTracked } from "./harness.ts";
 
 export interface Event {
@@ -43,26 +44,8 @@ export function spawnKvr(bin: string, args: string[], env: Record<string, string
   const notify = () => {
     for (const w of [...waiters]) w();
   };
-  const drained = (async () => {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of proc.stdout) {
-      const at = performance.now();
-      buf += dec.decode(chunk, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          lines.push({ ...JSON.parse(line), at });
-        } catch {
-          lines.push({ event: "_text", text: line, at });
-        }
-      }
-      notify();
-    }
-    notify();
-  })();
+  // Lines of one chunk are handled synchronously as it arrives: `at` is the chunk's arrival.
+  const drained = readNdjson(proc.stdout, (v, raw) => lines.push(v ? { ...v, at: performance.now() } : { event: "_text", text: raw, at: performance.now() }), notify).finally(notify);
   (async () => {
     const dec = new TextDecoder();
     for await (const chunk of proc.stderr) err = (err + dec.decode(chunk, { stream: true })).slice(-20_000);

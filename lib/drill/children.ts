@@ -3,6 +3,7 @@
  * executable with --json; their NDJSON events are read from stdout. Secrets go in the
  * environment, never on the command line.
  */
+import { readNdjson } from "../ui/ndjson.ts";
 import { DrillError } from "./errors.ts";
 
 /** The command line that runs this kvr: the compiled binary itself, or bun + cli.ts from source. */
@@ -64,29 +65,17 @@ export function spawnSelf(name: string, args: string[], opts: SpawnOptions = {})
   const notify = () => {
     for (const w of [...waiters]) w();
   };
-  (async () => {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of proc.stdout) {
-      buf += dec.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let e: ChildEvent;
-        try {
-          e = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (typeof e?.event !== "string") continue;
-        // Keep memory flat: progress events of a long sync are not needed once seen.
-        if (events.length < 10_000) events.push(e);
-        opts.onEvent?.(e);
-      }
-      notify();
-    }
-  })().catch(() => {});
+  readNdjson(
+    proc.stdout,
+    (v) => {
+      if (typeof v?.event !== "string") return;
+      const e = v as ChildEvent;
+      // Keep memory flat: progress events of a long sync are not needed once seen.
+      if (events.length < 10_000) events.push(e);
+      opts.onEvent?.(e);
+    },
+    notify,
+  ).catch(() => {});
   (async () => {
     const dec = new TextDecoder();
     for await (const chunk of proc.stderr) {

@@ -5,6 +5,7 @@
 import { resolve } from "node:path";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { readNdjson } from "../../lib/ui/ndjson.ts";
 
 export const KVR_BIN = process.env.KVR_BIN ?? resolve(import.meta.dir, "../../dist/kvr");
 
@@ -40,25 +41,7 @@ export function spawnKvr(args: string[], env: Record<string, string> = {}): KvrP
   const notify = () => {
     for (const w of [...waiters]) w();
   };
-  (async () => {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of proc.stdout) {
-      buf += dec.decode(chunk, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          events.push(JSON.parse(line));
-        } catch {
-          events.push({ event: "_text", text: line });
-        }
-      }
-      notify();
-    }
-    notify();
-  })();
+  readNdjson(proc.stdout, (v, raw) => events.push((v as KvrEvent | null) ?? { event: "_text", text: raw }), notify).finally(notify);
   (async () => {
     const dec = new TextDecoder();
     for await (const chunk of proc.stderr) err += dec.decode(chunk, { stream: true });
