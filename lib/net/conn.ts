@@ -23,6 +23,9 @@ const DEFAULT_MAX_LINE = 64 * 1024;
  */
 const GC_EVERY_BYTES = 64 * 1024 * 1024;
 let receivedSinceGc = 0;
+/** Never more than one forced collection per this many ms (bounds the cost at high rates). */
+const GC_MIN_INTERVAL_MS = 200;
+let lastGc = 0;
 
 export interface ConnOptions {
   /** Idle read deadline in ms: no byte for this long fails the pending read. 0 disables. */
@@ -89,9 +92,10 @@ export class Conn {
     sock.on("data", (chunk: Buffer) => {
       this.bytesRead += chunk.length;
       receivedSinceGc += chunk.length;
-      if (receivedSinceGc >= GC_EVERY_BYTES) {
+      if (receivedSinceGc >= GC_EVERY_BYTES && performance.now() - lastGc >= GC_MIN_INTERVAL_MS) {
         receivedSinceGc = 0;
         Bun.gc(true);
+        lastGc = performance.now();
       }
       this.chunks.push(chunk);
       this.buffered += chunk.length;
