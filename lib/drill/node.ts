@@ -3,7 +3,7 @@
  * one command under a reply deadline, INFO parsing.
  */
 import { connect, isNetError, type Conn } from "../net/index.ts";
-import { call, RespError, SimpleString, type RespValue } from "../resp/index.ts";
+import { call, replyText, SimpleString, type RespValue } from "../resp/index.ts";
 import { DrillError } from "./errors.ts";
 
 export interface NodeAddr {
@@ -33,7 +33,7 @@ export async function openNode(addr: NodeAddr, what: string, opts: { auth?: stri
     });
     if (!(r instanceof SimpleString)) {
       conn.destroy();
-      throw new DrillError(`${what} at ${addrText(addr)} refused AUTH: ${textOf(r)} (check --auth / KVR_AUTH)`);
+      throw new DrillError(`${what} at ${addrText(addr)} refused AUTH: ${replyText(r)} (check --auth / KVR_AUTH)`);
     }
   }
   return conn;
@@ -45,15 +45,6 @@ export async function command(conn: Conn, args: string[], ms: number): Promise<R
   return call(conn, args);
 }
 
-/** A reply as one line of text (errors keep their leading "-"). */
-export function textOf(v: RespValue): string {
-  if (v === null) return "(nil)";
-  if (v instanceof SimpleString) return v.value;
-  if (v instanceof RespError) return `-${v.message}`;
-  if (Buffer.isBuffer(v)) return v.toString("utf8");
-  if (typeof v === "number") return String(v);
-  return `[${v.map(textOf).join(", ")}]`;
-}
 
 /** Parse an INFO reply into key → value (section headers and blank lines skipped). */
 export function parseInfo(text: string): Record<string, string> {
@@ -75,6 +66,6 @@ export async function info(conn: Conn, section: string | null, ms: number, what:
   } catch (e) {
     throw new DrillError(`${what} did not answer INFO: ${(e as Error).message}`);
   }
-  if (!Buffer.isBuffer(r)) throw new DrillError(`${what} answered INFO with ${textOf(r)}`);
+  if (!Buffer.isBuffer(r)) throw new DrillError(`${what} answered INFO with ${replyText(r)}`);
   return parseInfo(r.toString("utf8"));
 }

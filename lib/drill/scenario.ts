@@ -10,13 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatNodes, type ClusterNode, type Topology } from "../cluster/index.ts";
 import { isNetError, listenNoAccept, type Conn } from "../net/index.ts";
-import { RespError, SimpleString } from "../resp/index.ts";
+import { replyText, RespError, SimpleString } from "../resp/index.ts";
 import { formatBytes, formatMs } from "../ui/units.ts";
 import { spawnSelf, waitListening, type Child } from "./children.ts";
 import type { Cleanup } from "./cleanup.ts";
 import { DrillError } from "./errors.ts";
 import { createNetns, type Netns } from "./netns.ts";
-import { addrText, command, info, openNode, textOf, type NodeAddr } from "./node.ts";
+import { addrText, command, info, openNode, type NodeAddr } from "./node.ts";
 import type { DrillConfig } from "./options.ts";
 import { abortable, Pinger, type PingStats } from "./pinger.ts";
 import { establishedConns, type TcpConn } from "./sys.ts";
@@ -191,11 +191,11 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
       if (id.length !== 40) {
         id = nodeId();
         const r = await command(ctl, ["CLUSTERX", "SETNODEID", id], 5000);
-        if (!(r instanceof SimpleString)) throw new DrillError(`the node under test refused CLUSTERX SETNODEID: ${textOf(r)}`);
+        if (!(r instanceof SimpleString)) throw new DrillError(`the node under test refused CLUSTERX SETNODEID: ${replyText(r)}`);
       }
       const ver = await command(ctl, ["CLUSTERX", "VERSION"], 5000);
-      const cur = Buffer.isBuffer(ver) || typeof ver === "number" ? Number(textOf(ver)) : NaN;
-      if (!Number.isInteger(cur)) throw new DrillError(`the node under test answered CLUSTERX VERSION with ${textOf(ver)}`);
+      const cur = Buffer.isBuffer(ver) || typeof ver === "number" ? Number(replyText(ver)) : NaN;
+      if (!Number.isInteger(cur)) throw new DrillError(`the node under test answered CLUSTERX VERSION with ${replyText(ver)}`);
       const v = Math.max(cur + 1, 1);
       const t = topology([
         master(idA, aAddr, ALL_SLOTS),
@@ -205,7 +205,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
       const r = await command(ctl, ["CLUSTERX", "SETNODES", formatNodes(t), String(v)], 10_000).catch((e) => {
         throw new DrillError(`the node under test did not answer SETNODES version ${v}: ${(e as Error).message}`);
       });
-      if (!(r instanceof SimpleString)) throw new DrillError(`the node under test rejected SETNODES version ${v}: ${textOf(r)}`);
+      if (!(r instanceof SimpleString)) throw new DrillError(`the node under test rejected SETNODES version ${v}: ${replyText(r)}`);
       return { idR: id, v1: v };
     },
     (v) => `SETNODEID ${v.idR.slice(0, 8)}…, SETNODES version ${v.v1}: slave of A`,
@@ -305,7 +305,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
       try {
         ctl.readMs = 0;
         const r = await abortable(command(ctl, ["CLUSTERX", "SETNODES", formatNodes(t2), String(v2)], 0), giveUp.signal);
-        reply = textOf(r);
+        reply = replyText(r);
       } catch (e) {
         if (signal.aborted) throw new DrillError("interrupted");
         if (giveUp.signal.aborted) hung = true;

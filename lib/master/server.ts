@@ -10,7 +10,7 @@ import type { ServerHandle } from "./faults/types.ts";
 import { createRateLimiter, type RateLimiter } from "./ratelimit.ts";
 import { serveConnection } from "./session.ts";
 import { totalBytes, type CheckpointSource } from "./source.ts";
-import { passwordChecker } from "./auth.ts";
+import { passwordChecker } from "../ui/secrets.ts";
 import { WalStream } from "./stream.ts";
 
 export interface MasterConfig {

@@ -6,6 +6,7 @@ import { close, fstat, open, read, readdirSync, statSync } from "node:fs";
 import { promisify } from "node:util";
 import { join, resolve } from "node:path";
 import { generatedChunks, generatedFiles, generatedManifest, type GenerateSpec } from "./generate.ts";
+import { unsafeFileName } from "../rocksdb/names.ts";
 import { UsageError } from "../ui/units.ts";
 
 const openAsync = promisify(open);
@@ -50,9 +51,8 @@ export function totalBytes(src: CheckpointSource): number {
  * disk: empty, `.`/`..`, a path separator or NUL, or not in the served list.
  */
 export function refuseName(name: string, src: CheckpointSource): string | null {
-  if (name === "") return "empty file name";
-  if (name === "." || name === "..") return `'${name}' is not a file name`;
-  if (/[/\\\0]/.test(name)) return `file name ${JSON.stringify(name)} contains a path separator or NUL`;
+  const why = unsafeFileName(name);
+  if (why) return why;
   if (!src.has(name)) return `'${name}' is not a file of this checkpoint`;
   return null;
 }

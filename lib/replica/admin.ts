@@ -3,10 +3,10 @@
  * mode. SETNODES and SLAVEOF that change the master reply only after the old run has stopped,
  * which never waits on the network (the stop is an abort).
  */
-import { timingSafeEqual, createHash } from "node:crypto";
 import { clusterx, formatClusterNodes, replicationFailure, type Reply } from "../cluster/index.ts";
 import { listen, type Conn, type Server } from "../net/index.ts";
 import { array, bulk, error, integer, OK, RespDecoder, simple } from "../resp/index.ts";
+import { passwordChecker } from "../ui/secrets.ts";
 import type { Output } from "../ui/output.ts";
 import { clusterInfo, replicationInfo, roleReply } from "./info.ts";
 import type { ReplicaNode } from "./node.ts";
@@ -23,21 +23,16 @@ interface Session {
   authed: boolean;
 }
 
-/** Constant-time password check (hashes first, so lengths do not leak either). */
-export function passwordMatches(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
-}
 
 /** Start the admin server; the bound port is `server.port`. */
 export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Output): Promise<Server> {
+  const checkPassword = opts.requirepass ? passwordChecker(opts.requirepass) : null;
   let boundPort = opts.port;
   const server = await listen(opts.host, opts.port, (c) => void serve(c), { readMs: opts.idleMs ?? 300_000 });
   boundPort = server.port;
 
   async function serve(conn: Conn): Promise<void> {
-    const session: Session = { authed: !opts.requirepass };
+    const session: Session = { authed: !checkPassword };
     // No admin command has more than a handful of arguments: a huge array is refused at its header.
     const dec = new RespDecoder({ inline: true, maxBulk: 64 * 1024 * 1024, maxArray: 1024, maxDepth: 1 });
     try {
@@ -94,7 +89,7 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
   function auth(args: string[], session: Session): Buffer {
     if (args.length < 2 || args.length > 3) return wrongArgs("auth");
     if (!opts.requirepass) return error("ERR Client sent AUTH, but no password is set");
-    if (!passwordMatches(args[args.length - 1], opts.requirepass)) {
+    if (!checkPassword!(args[args.length - 1])) {
       session.authed = false;
       return error("ERR Invalid password");
     }

@@ -7,6 +7,7 @@
 import { connect, type Conn } from "../net/index.ts";
 import { call, replyText } from "../resp/index.ts";
 import type { Output } from "../ui/output.ts";
+import { sleep } from "../ui/time.ts";
 import type { RunConfig } from "./replication.ts";
 import type { HostPort, Status } from "./status.ts";
 import { sendAuth } from "./steps.ts";
@@ -39,15 +40,7 @@ export async function startLagProbe(master: HostPort, cfg: RunConfig, st: Status
       conn?.destroy();
       conn = null;
     }
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, LAG_PROBE_MS);
-      function done() {
-        clearTimeout(t);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-      signal.addEventListener("abort", done, { once: true });
-    });
+    await sleep(LAG_PROBE_MS, signal);
   }
   conn?.destroy();
 }

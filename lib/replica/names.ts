@@ -3,16 +3,13 @@
  * lines from `_fetch_file`. A master is untrusted input: a name that could leave the target
  * directory, or a size that is not a plain decimal, fails the full sync.
  */
+import { unsafeFileName } from "../rocksdb/names.ts";
+import { backoffMs } from "../ui/time.ts";
 
-/** Why `name` is not a safe checkpoint file name, or null when it is. */
+/** Why `name` may not be written into the target directory, or null when it may. */
 export function badFileName(name: string): string | null {
-  if (name.length === 0) return "an empty file name";
-  if (name === "." || name === "..") return `the file name '${name}'`;
-  if (name.includes("/")) return `a file name with '/' (${JSON.stringify(name)})`;
-  if (name.includes("\\")) return `a file name with '\\' (${JSON.stringify(name)})`;
-  if (name.includes("\0")) return `a file name with a NUL byte (${JSON.stringify(name)})`;
-  const bytes = Buffer.byteLength(name, "utf8");
-  if (bytes > 255) return `a file name of ${bytes} bytes (the limit is 255)`;
+  const why = unsafeFileName(name);
+  if (why) return why;
   if (name.endsWith(".tmp")) return `the file name '${name}' (names ending in .tmp are kvr's partial files)`;
   return null;
 }
@@ -72,10 +69,8 @@ export function workerCount(files: number, flag: number | null): number {
 }
 
 /** Retry delay: exponential from `baseMs`, with jitter (50–100 %), capped at 30 s. */
-export function backoffMs(baseMs: number, failures: number, random = Math.random): number {
-  const exp = baseMs * 2 ** Math.max(0, Math.min(failures - 1, 20));
-  const capped = Math.min(30_000, exp);
-  return Math.round(capped * (0.5 + random() * 0.5));
+export function retryDelayMs(baseMs: number, failures: number, random = Math.random): number {
+  return backoffMs(baseMs, failures, { capMs: 30_000, jitter: true, random });
 }
 
 /**

@@ -19,7 +19,8 @@ import { connect, type Conn } from "../net/index.ts";
 import type { Output } from "../ui/output.ts";
 import { checkpointNextSeq } from "./files.ts";
 import { fullSync, type SyncSummary } from "./fullsync.ts";
-import { backoffMs, located, SyncError } from "./names.ts";
+import { located, retryDelayMs, SyncError } from "./names.ts";
+import { sleep } from "../ui/time.ts";
 import type { HostPort, Status } from "./status.ts";
 import { checkDbName, followStream, replconf, sendAuth, sendPsync } from "./steps.ts";
 import { recoverStreamLog, StreamLogWriter, type FsyncPolicy } from "./streamlog.ts";
@@ -127,7 +128,7 @@ export class ReplicationRun {
           st.setState("error");
           return { kind: "failed", error: err };
         }
-        const delayMs = backoffMs(cfg.retryDelayMs, failures);
+        const delayMs = retryDelayMs(cfg.retryDelayMs, failures);
         out.event("retry", { reason: err.message, code: err.code, delayMs, attempt: failures + 1 }, `retrying in ${delayMs} ms (attempt ${failures + 1})`);
         await this.closeAll(attempt);
         await sleep(delayMs, signal);
@@ -276,16 +277,3 @@ export class ReplicationRun {
   }
 }
 
-/** Sleep that an abort ends at once. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}

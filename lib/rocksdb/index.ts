@@ -5,3 +5,4 @@ export * from "./log.ts";
 export * from "./manifest.ts";
 export * from "./writebatch.ts";
 export * from "./checkpoint.ts";
+export * from "./names.ts";

@@ -4,15 +4,12 @@
  * set node ids first, verify, and retry stragglers with backoff.
  */
 import { EXIT, type Output } from "../ui/output.ts";
+import { backoffMs } from "../ui/time.ts";
 import { InvalidTopology, readTopologyInput, validateTopology } from "./input.ts";
 import { makePlan, type Plan, type Target } from "./plan.ts";
 import { bumpFailure, initialResult, pushOne, readVersion, verifyOne, type TargetResult } from "./push.ts";
 import { printDryRun, printResults, summarize } from "./report.ts";
 
-/** Delay before retry round `n` (1-based): 250 ms doubling, at most 4 s. */
-export function backoffMs(n: number): number {
-  return Math.min(250 * 2 ** (n - 1), 4000);
-}
 
 /** Read the targets' versions; the highest + 1 and the targets that could not be read. */
 async function bump(plan: Plan, results: Map<string, TargetResult>, out: Output): Promise<{ version: number | null; answered: Target[] }> {
@@ -89,7 +86,8 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
       await round(plan, pending, version, results);
       const failed = plan.targets.filter((t) => results.get(t.address)!.result !== "ok");
       if (failed.length === 0 || attempt >= plan.retries) break;
-      const delayMs = backoffMs(attempt + 1);
+      // Retry round n waits 250 ms doubling, at most 4 s.
+      const delayMs = backoffMs(250, attempt + 1, { capMs: 4000 });
       out.event(
         "retry",
         { attempt: attempt + 1, of: plan.retries, delayMs, targets: failed.map((t) => t.address) },

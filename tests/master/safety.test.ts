@@ -47,7 +47,7 @@ describe("_fetch_file names", () => {
     // A good name before a bad one: refused as a whole, no size line sent.
     const c = await open(master.port);
     await send(c, "_fetch_file", "CURRENT,../secret.conf");
-    expect(await c.readLine()).toMatch(/^-ERR refused to serve: '\.\.\/secret\.conf'|contains a path separator/);
+    expect(await c.readLine()).toBe(`-ERR refused to serve: a file name with '/' ("../secret.conf")`);
     expect(opens).toEqual([]);
     // The served names still work.
     const ok = await open(master.port);

@@ -309,11 +309,14 @@ describe("hostile clients", () => {
     const m = await startKvr("master", ["--generate", spec, "--idle-timeout", "1s", "--rate", "2MiB"]);
     procs.push(m);
     const fd0 = fdCount(m.pid);
+    // The master accepts asynchronously: sample its fds until the idle connections are gone.
+    let fdPeak = fd0;
+    const sampler = setInterval(() => (fdPeak = Math.max(fdPeak, fdCount(m.pid))), 10);
+    cleanups.push(() => clearInterval(sampler));
     const idle: Conn[] = [];
     for (let i = 0; i < 2000; i += 100) {
       idle.push(...(await Promise.all(Array.from({ length: 100 }, () => connect("127.0.0.1", m.port, { connectMs: 5000, readMs: 0 })))));
     }
-    const fdPeak = fdCount(m.pid);
     const t0 = performance.now();
     const d = tempDir("kvr-idle-");
     cleanups.push(d.cleanup);
@@ -321,6 +324,7 @@ describe("hostile clients", () => {
     procs.push(r);
 
     await Promise.all(idle.map((c) => c.closed));
+    clearInterval(sampler);
     const droppedMs = performance.now() - t0;
     expect(await r.kvr.exited).toBe(0);
     expect(diffDir(d.path, generatedExpected(spec))).toEqual([]);

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
 import { bareLine, error, OK, RespDecoder } from "../../lib/resp/index.ts";
-import { backoffMs, badFileName, parseMetaLine, parseSizeLine, splitRoundRobin, workerCount } from "../../lib/replica/names.ts";
+import { retryDelayMs, badFileName, parseMetaLine, parseSizeLine, splitRoundRobin, workerCount } from "../../lib/replica/names.ts";
 import { checkDbName, followStream, replconf, sendPsync } from "../../lib/replica/steps.ts";
 
 describe("file names from the master", () => {
@@ -48,10 +48,10 @@ test("workers: 1 for ≤ 20 files, 4 above, --workers wins, never more than file
 });
 
 test("backoff: exponential with jitter, capped at 30 s", () => {
-  expect(backoffMs(1000, 1, () => 1)).toBe(1000);
-  expect(backoffMs(1000, 1, () => 0)).toBe(500);
-  expect(backoffMs(1000, 3, () => 1)).toBe(4000);
-  expect(backoffMs(1000, 30, () => 1)).toBe(30_000);
+  expect(retryDelayMs(1000, 1, () => 1)).toBe(1000);
+  expect(retryDelayMs(1000, 1, () => 0)).toBe(500);
+  expect(retryDelayMs(1000, 3, () => 1)).toBe(4000);
+  expect(retryDelayMs(1000, 30, () => 1)).toBe(30_000);
 });
 
 // ---- handshake steps against a scripted peer ----
