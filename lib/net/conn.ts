@@ -38,7 +38,7 @@ export interface ConnOptions {
 
 /** A resumable parser fed chunk by chunk (lib/resp implements it). */
 export interface FrameParser<T> {
-  /** Consume bytes from `chunk`; report how many were used and whether a frame completed. */
+  /** Consume bytes from `chunk`; report how many were used and whether a frame completed. Throwing = the peer broke the protocol. */
   feed(chunk: Uint8Array): { used: number; done: boolean; value?: T };
 }
 
@@ -307,8 +307,10 @@ export class Conn {
         try {
           r = parser.feed(chunk);
         } catch (e) {
-          if (e instanceof NetError) this.failRead(e);
-          throw e;
+          // Whatever a parser rejects is the peer's protocol error.
+          const err = e instanceof NetError ? e : new NetError("PROTOCOL", (e as Error)?.message ?? String(e), { peer: this.peer, bytesRead: this.bytesRead, cause: e });
+          this.failRead(err);
+          throw err;
         }
         if (r.used < chunk.length) this.unshift(chunk.subarray(r.used));
         if (r.done) return r.value as T;

@@ -90,8 +90,15 @@ export async function listen(host: string, port: number, onConnection: (c: Conn)
   let srv: net.Server | null = make();
   const bind = (s: net.Server, p: number) =>
     new Promise<void>((resolve, reject) => {
-      s.once("error", (e) => reject(fromSystemError(e, `${host}:${p}`, 0)));
-      s.listen({ host, port: p, backlog: opts.backlog ?? 511 }, () => resolve());
+      const onBindError = (e: unknown) => reject(fromSystemError(e, `${host}:${p}`, 0));
+      s.once("error", onBindError);
+      s.listen({ host, port: p, backlog: opts.backlog ?? 511 }, () => {
+        s.off("error", onBindError);
+        // Errors after the bind (an accept failing with EMFILE, say) concern one connection
+        // attempt, not the listener: it keeps accepting, and the error must not crash the process.
+        s.on("error", () => {});
+        resolve();
+      });
     });
   await bind(srv, port);
   const bound = (srv.address() as net.AddressInfo).port;

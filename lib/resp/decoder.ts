@@ -5,7 +5,6 @@
  * oversized or malformed input into a protocol error, never a hang or unbounded memory.
  * Knows nothing of sockets: lib/net drives it through the FrameParser interface.
  */
-import { NetError } from "../net/errors.ts";
 
 export class RespError {
   /** The whole error text after '-', e.g. "ERR unknown command" or "NOAUTH Authentication required.". */
@@ -46,8 +45,17 @@ export interface DecoderLimits {
 const CR = 13;
 const LF = 10;
 
-function perr(msg: string): NetError {
-  return new NetError("PROTOCOL", `Protocol error: ${msg}`);
+/** Malformed or oversized RESP input. `code` matches lib/net's PROTOCOL code. */
+export class RespProtocolError extends Error {
+  readonly code = "PROTOCOL";
+  constructor(message: string) {
+    super(message);
+    this.name = "RespProtocolError";
+  }
+}
+
+function perr(msg: string): RespProtocolError {
+  return new RespProtocolError(`Protocol error: ${msg}`);
 }
 
 function parseInt64(line: Buffer, from: number): number {
