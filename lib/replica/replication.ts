@@ -7,7 +7,8 @@
  *   connecting → [send_auth] → check_db_name → replconf → send_psync
  *     send_psync +OK → connected: follow the stream (batches appended to kvr-stream.log) until
  *       it fails (drop, deadline, sequence gap) → restart later from the last applied sequence + 1
- *     send_psync refused, or no checkpoint in the target → fetch_meta → fetch_files → synced
+ *     send_psync refused, no checkpoint in the target, or --once (no PSYNC: one full sync)
+ *       → fetch_meta → fetch_files → synced
  *       → restore: read the checkpoint's sequence and go back to connecting (a fresh control
  *         connection) for PSYNC <seq + 1>; with --once, or a checkpoint whose sequence cannot be
  *         read, the run ends at synced.
@@ -199,7 +200,10 @@ export class ReplicationRun {
     await Promise.race([Promise.all(live.map((c) => c.closed)), Bun.sleep(200)]);
   }
 
-  /** One attempt: connect, handshake, PSYNC when the target holds a checkpoint, else full sync. */
+  /**
+   * One attempt: connect, handshake, PSYNC when the target holds a checkpoint and the run follows
+   * the stream, else full sync.
+   */
   private async attempt(attempt: AbortController): Promise<SyncSummary> {
     const { cfg, status: st, out, master } = this;
     const signal = attempt.signal;
@@ -241,7 +245,9 @@ export class ReplicationRun {
       st.setState((step = "replconf"));
       const rc = await replconf(ctl, cfg.listeningPort);
       if (!rc.ok) out.debug(`replconf answered ${rc.reply}; going on (older masters lack replconf)`);
-      const nextSeq = await this.resumeSeq();
+      // --once (follow disabled) means one full sync: PSYNC's +OK would follow the stream
+      // forever. Files already present are skipped, so a full sync into a complete target is cheap.
+      const nextSeq = cfg.follow === false ? null : await this.resumeSeq();
       if (nextSeq !== null) {
         st.replOffset = nextSeq - 1;
         st.setState((step = "send_psync"));

@@ -154,3 +154,24 @@ test("INFO during the fetch and after it", async () => {
   // Stays up after the sync (no --once).
   expect(r.kvr.proc.exitCode).toBeNull();
 }, 30_000);
+
+test("--once into a target that already holds the complete checkpoint: full sync again (no PSYNC), every file but CURRENT skipped, exit 0", async () => {
+  const spec = "8x16KiB";
+  const m = await startMaster(["--generate", spec]);
+  cleanups.push(() => m.stop());
+  const dir = temp();
+  const exp = expected(spec);
+  for (const run of [1, 2]) {
+    const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once"]);
+    cleanups.push(() => r.stop());
+    // Before the fix the second run sent PSYNC, got +OK and followed the stream forever.
+    const code = await Promise.race([r.kvr.exited, Bun.sleep(10_000).then(() => "still running")]);
+    expect(code).toBe(0);
+    expect(r.kvr.events.some((e) => e.event === "stream" || e.event === "psync-refused")).toBe(false);
+    const skipped = run === 1 ? 0 : exp.length - 1;
+    expect(r.kvr.events.find((e) => e.event === "skip")).toMatchObject({ count: skipped });
+    expect(r.kvr.events.find((e) => "rate" in e)).toMatchObject({ ok: true, files: exp.length, skipped, fetched: exp.length - skipped });
+    if (run === 2) expect(r.kvr.events.filter((e) => e.event === "file-done").map((e) => e.name)).toEqual(["CURRENT"]);
+    expect(diffDir(dir, exp)).toEqual([]);
+  }
+}, 30_000);
