@@ -97,13 +97,19 @@ cli
   .option("--stream-timeout <duration>", "Idle read deadline on the incremental stream", { default: "10s" })
   .option("--workers <n>", "Fetch connections: auto (1 for ≤20 files, else 4) or a number", { default: "auto" })
   .option("--retry-delay <duration>", "First delay before a retry (exponential backoff with jitter, cap 30s)", { default: "1s" })
-  .option("--max-retries <n>", "Give up after this many failed attempts (default: never)")
+  .option("--max-retries <n>", "Give up after this many failed attempts (default: never); see 'Giving up' below")
   .option("--max-file-size <size>", "Largest file size a master may announce", { default: "64GiB" })
   .option("--stream-fsync <policy>", "always | 1s | never: fsync of kvr-stream.log", { default: "1s" })
   .option("--lag-probe", "Poll the master's INFO for master_repl_offset and report lag")
   .option("--once", "Exit after one completed full sync, with a summary")
   .example("  kvr replica --dir ./replica --master 127.0.0.1:6666 --once")
   .example("  kvr replica --dir ./replica --port 6667 --node-id $(printf 'b%.0s' {1..40})")
+  .example(
+    "\nGiving up (--max-retries exhausted): with --once, or when started with --master, kvr replica exits\n" +
+      "  1 (3 when the last failure was a deadline: connect, read or write timeout). Started without --master\n" +
+      "  (the master comes from CLUSTERX SETNODES or SLAVEOF), it stays up and INFO shows kvr_state:error\n" +
+      "  until the next SETNODES/SLAVEOF.",
+  )
   .action(action("replica"));
 
 cli

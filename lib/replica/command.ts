@@ -63,7 +63,15 @@ export function parseFsync(v: unknown): FsyncPolicy {
   throw new UsageError(`--stream-fsync: '${s}' is not one of always, 1s, never`);
 }
 
-/** `kvr replica`: runs until SIGTERM/SIGINT, or with --once until one full sync completed. */
+/** Exit code of a run that gave up: 3 when its last failure was a deadline, else 1. */
+export function failureExitCode(code: string): number {
+  return code === "CONNECT_TIMEOUT" || code === "READ_TIMEOUT" || code === "WRITE_TIMEOUT" ? EXIT.DEADLINE : EXIT.FAIL;
+}
+
+/**
+ * `kvr replica`: runs until SIGTERM/SIGINT, or with --once until one full sync completed. A run
+ * that gives up (--max-retries) ends the process too, unless it was started without --master.
+ */
 export async function run(rawOpts: Record<string, unknown>, out: Output): Promise<number> {
   const o = parseOptions(rawOpts);
   try {
@@ -93,6 +101,9 @@ export async function run(rawOpts: Record<string, unknown>, out: Output): Promis
     process.once("SIGINT", () => onSignal("SIGINT"));
     node.onOutcome((outcome) => {
       if (o.once) resolve({ kind: "outcome", outcome });
+      // Gave up (--max-retries exhausted): a replica given --master ends; one started without it
+      // is an operator's node (its master came from SETNODES/SLAVEOF) and stays up in state error.
+      else if (outcome.kind === "failed" && o.master) resolve({ kind: "outcome", outcome });
     });
   });
 
@@ -113,9 +124,11 @@ export async function run(rawOpts: Record<string, unknown>, out: Output): Promis
     out.print(`synced ${s.files} files (${s.skipped} skipped, ${s.fetched} fetched), ${formatBytes(s.bytes)} in ${formatMs(s.ms)}, ${formatBytes(rate)}/s`);
   } else if (end.outcome.kind === "failed") {
     const e = end.outcome.error;
-    out.error(`full sync failed after ${status.attempt} attempt(s): ${e.message}`);
+    const m = status.master;
+    const what = o.once ? "full sync failed" : `replication from ${m ? `${m.host}:${m.port}` : "the master"} gave up`;
+    out.error(`${what} after ${status.attempt} attempt(s): ${e.message}`);
     out.result({ ok: false, code: e.code, error: e.message, attempts: status.attempt });
-    code = e.code === "READ_TIMEOUT" || e.code === "CONNECT_TIMEOUT" ? EXIT.DEADLINE : EXIT.FAIL;
+    code = failureExitCode(e.code);
   }
   await node.exclusive(() => node.stopRun("exit"));
   await server.close(100);
