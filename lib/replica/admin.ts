@@ -21,8 +21,29 @@ export interface AdminOptions {
 
 interface Session {
   authed: boolean;
+  /** Set by QUIT: close after its reply. */
+  quit: boolean;
 }
 
+/**
+ * Kvrocks-style arity of the admin commands: n > 0 exactly n tokens, n < 0 at least -n. A name
+ * not here is an unknown command.
+ */
+const ARITY: Record<string, number> = {
+  ping: -1,
+  auth: -2,
+  quit: 1,
+  info: -1,
+  role: 1,
+  slaveof: 3,
+  replicaof: 3,
+  clusterx: -2,
+  cluster: -2,
+};
+/** Commands allowed before AUTH when a password is set. */
+const NO_AUTH = new Set(["auth", "quit"]);
+/** A reply, or "close": drop the connection without a reply. */
+type Answer = Buffer | "close";
 
 /** Start the admin server; the bound port is `server.port`. */
 export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Output): Promise<Server> {
@@ -32,7 +53,7 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
   boundPort = server.port;
 
   async function serve(conn: Conn): Promise<void> {
-    const session: Session = { authed: !checkPassword };
+    const session: Session = { authed: !checkPassword, quit: false };
     // No admin command has more than a handful of arguments: a huge array is refused at its header.
     const dec = new RespDecoder({ inline: true, maxBulk: 64 * 1024 * 1024, maxArray: 1024, maxDepth: 1 });
     try {
@@ -45,8 +66,12 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
         if (v.length === 0) continue;
         const args = (v as Buffer[]).map((b) => b.toString("utf8"));
         const reply = await handle(args, session);
+        if (reply === "close") {
+          out.warn(`admin connection ${conn.peer}: an HTTP request on the admin port: closed`);
+          return;
+        }
         await conn.write(reply);
-        if (args[0].toLowerCase() === "quit") {
+        if (session.quit) {
           conn.end();
           return;
         }
@@ -60,15 +85,26 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
     }
   }
 
-  async function handle(args: string[], session: Session): Promise<Buffer> {
+  /**
+   * Kvrocks' order (redis_connection.cc ExecuteCommands), as kvr master's session: an HTTP
+   * request line closes the connection (cross-protocol guard), then lookup (unknown command),
+   * arity (wrong number of arguments), authentication (NOAUTH), and only then the command.
+   */
+  async function handle(args: string[], session: Session): Promise<Answer> {
     const cmd = args[0].toLowerCase();
-    if (cmd === "auth") return auth(args, session);
-    if (!session.authed) return error("NOAUTH Authentication required.");
+    if (cmd === "host:" || cmd === "post") return "close";
+    const arity = ARITY[cmd];
+    if (arity === undefined) return unknown(args);
+    if ((arity > 0 && args.length !== arity) || (arity < 0 && args.length < -arity)) return wrongArgs(cmd);
+    if (!session.authed && !NO_AUTH.has(cmd)) return error("NOAUTH Authentication required.");
     switch (cmd) {
+      case "auth":
+        return auth(args, session);
       case "ping":
         if (args.length > 2) return wrongArgs(cmd);
         return args.length === 2 ? bulk(args[1]) : simple("PONG");
       case "quit":
+        session.quit = true;
         return OK;
       case "info":
         return info(args);
@@ -161,13 +197,13 @@ function wrongArgs(_cmd: string): Buffer {
   return error(`ERR wrong number of arguments`);
 }
 
-/** Kvrocks' unknown-command message. */
+/** Kvrocks' unknown-command message (every argument, in full). */
 function unknown(args: string[]): Buffer {
   const rest = args
     .slice(1)
-    .map((a) => `\`${a.slice(0, 128)}\``)
+    .map((a) => `\`${a}\``)
     .join(", ");
-  return error(`ERR unknown command \`${args[0].slice(0, 128)}\`, with args beginning with: ${rest}`);
+  return error(`ERR unknown command \`${args[0]}\`, with args beginning with: ${rest}`);
 }
 
 function encodeReply(r: Reply): Buffer {

@@ -92,3 +92,51 @@ test("usage errors exit 2: missing --dir, a --dir that does not exist, bad --nod
   expect(missing.stderr).toContain("does not exist");
   expect((await runKvr(["replica", "--dir", ".", "--node-id", "abc", "--port", "0"])).code).toBe(2);
 });
+
+test("command order as Kvrocks: unknown command, then arity, then NOAUTH; full arguments in the unknown-command message", async () => {
+  const r = await replica([], { KVR_REQUIREPASS: "s3cret" });
+  const conn = await connect("127.0.0.1", r.port, { readMs: 3000 });
+  cleanups.push(() => conn.destroy());
+  const long = "x".repeat(300);
+  const cases: Array<[string[], string]> = [
+    [["FOO", "a"], "-ERR unknown command `FOO`, with args beginning with: `a`"],
+    [["_db_name", "x"], "-ERR unknown command `_db_name`, with args beginning with: `x`"],
+    [["flushall", long, "b"], `-ERR unknown command \`flushall\`, with args beginning with: \`${long}\`, \`b\``],
+    [["ROLE", "x"], "-ERR wrong number of arguments"],
+    [["SLAVEOF", "127.0.0.1"], "-ERR wrong number of arguments"],
+    [["CLUSTERX"], "-ERR wrong number of arguments"],
+    [["CLUSTER"], "-ERR wrong number of arguments"],
+    [["QUIT", "now"], "-ERR wrong number of arguments"],
+    [["AUTH"], "-ERR wrong number of arguments"],
+    [["ROLE"], "-NOAUTH Authentication required."],
+    [["SLAVEOF", "127.0.0.1", "1"], "-NOAUTH Authentication required."],
+  ];
+  for (const [cmd, want] of cases) expect({ cmd: cmd[0], reply: replyText(await call(conn, cmd)) }).toEqual({ cmd: cmd[0], reply: want });
+  // Nothing took effect; after AUTH the same arity check applies.
+  expect(replyText(await call(conn, ["AUTH", "s3cret"]))).toBe("OK");
+  expect(replyText(await call(conn, ["ROLE", "x"]))).toBe("-ERR wrong number of arguments");
+  expect(replyText(await call(conn, ["INFO", "replication"]))).toContain("role:master");
+  // QUIT needs no AUTH (as on kvr master): +OK, then the connection ends.
+  const q = await connect("127.0.0.1", r.port, { readMs: 3000 });
+  cleanups.push(() => q.destroy());
+  expect(replyText(await call(q, ["QUIT"]))).toBe("OK");
+  expect(await q.readLine().catch((e) => (e as { code?: string }).code)).toMatch(/^(CLOSED|RESET)$/);
+});
+
+test("an HTTP request (POST or Host:, any case) closes the admin connection without a reply", async () => {
+  const r = await replica();
+  for (const first of ["POST / HTTP/1.1\r\n", "post /x HTTP/1.0\r\n", "HOST: 127.0.0.1\r\n", "host: x\r\n"]) {
+    const conn = await connect("127.0.0.1", r.port, { readMs: 2000 });
+    cleanups.push(() => conn.destroy());
+    await conn.write(first + "Content-Length: 0\r\n\r\n");
+    const t0 = performance.now();
+    const err = await conn.readLine().then(
+      (line) => ({ line }),
+      (e) => ({ code: (e as { code?: string }).code }),
+    );
+    expect({ first, got: err }).toEqual({ first, got: { code: expect.stringMatching(/^(CLOSED|RESET)$/) } });
+    expect(performance.now() - t0).toBeLessThan(1500);
+  }
+  // The port still serves.
+  expect(await text(r.port, ["PING"])).toBe("PONG");
+});
