@@ -8,10 +8,51 @@ import { open, readdir, rename, unlink, lstat, readFile, stat, access, constants
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { checkpointSequence } from "../rocksdb/index.ts";
+import { SyncError } from "./names.ts";
+import { STREAM_LOG } from "./streamlog.ts";
 
 export const TMP_SUFFIX = ".tmp";
 
-/** Throw a clear error unless `dir` exists, is a directory, and is writable. */
+/**
+ * True when `name` looks like part of a RocksDB/Kvrocks checkpoint or kvr's own state: the only
+ * files a full sync may delete. Anything else means --dir points at the wrong directory.
+ */
+export function isReplicaFileName(name: string): boolean {
+  return (
+    /^\d+\.(sst|log|blob)$/.test(name) ||
+    /^(MANIFEST|OPTIONS)-\d+$/.test(name) ||
+    name === "CURRENT" ||
+    name === "IDENTITY" ||
+    name === "LOCK" ||
+    name === "LOG" ||
+    name.startsWith("LOG.old.") ||
+    name.endsWith(TMP_SUFFIX) ||
+    name === STREAM_LOG
+  );
+}
+
+/** The message for files in `dir` that a full sync would delete but that are not the replica's. */
+function foreignFilesMessage(dir: string, foreign: string[]): string {
+  const more = foreign.length > 1 ? ` (and ${foreign.length - 1} more file${foreign.length > 2 ? "s" : ""})` : "";
+  return (
+    `--dir ${dir} holds ${foreign[0]}${more}, which is not part of a Kvrocks checkpoint or of kvr's state; ` +
+    `a full sync deletes files the master does not list, so nothing was deleted: use an empty directory or a former replica directory`
+  );
+}
+
+/** Regular files of `dir` (other than `keep`) that do not look like the replica's, sorted. */
+async function foreignFiles(dir: string, keep: ReadonlySet<string> = new Set()): Promise<string[]> {
+  const out: string[] = [];
+  for (const ent of await readdir(dir, { withFileTypes: true })) {
+    if (ent.isFile() && !keep.has(ent.name) && !isReplicaFileName(ent.name)) out.push(ent.name);
+  }
+  return out.sort();
+}
+
+/**
+ * Throw a clear error unless `dir` exists, is a directory, is writable, and holds nothing but
+ * checkpoint files and kvr's state (a full sync may delete those, and only those).
+ */
 export async function checkTargetDir(dir: string): Promise<void> {
   let st;
   try {
@@ -25,6 +66,8 @@ export async function checkTargetDir(dir: string): Promise<void> {
   } catch {
     throw new Error(`--dir ${dir} is not writable by this user`);
   }
+  const foreign = await foreignFiles(dir);
+  if (foreign.length > 0) throw new Error(foreignFilesMessage(dir, foreign));
 }
 
 /** True when `dir` holds a complete checkpoint: CURRENT names a MANIFEST that is present. */
@@ -41,17 +84,23 @@ export async function hasCompleteCheckpoint(dir: string): Promise<boolean> {
 /**
  * Prepare `dir` for a full sync of `files` (Kvrocks' sync_checkpoint_dir): delete every regular
  * file not in the list, every stale `.tmp`, and CURRENT; return the listed files already present
- * (complete, since only complete files carry a final name), which are skipped.
+ * (complete, since only complete files carry a final name), which are skipped. When a file to be
+ * deleted does not look like the replica's (isReplicaFileName), nothing is deleted and the full
+ * sync fails (code FOREIGN_FILE): --dir points at the wrong directory.
  */
 export async function prepareDir(dir: string, files: string[]): Promise<Set<string>> {
   const listed = new Set(files);
   const present = new Set<string>();
+  const doomed: string[] = [];
   for (const ent of await readdir(dir, { withFileTypes: true })) {
     if (!ent.isFile()) continue;
     const keep = listed.has(ent.name) && ent.name !== "CURRENT";
     if (keep) present.add(ent.name);
-    else await unlink(join(dir, ent.name)).catch(ignoreMissing);
+    else doomed.push(ent.name);
   }
+  const foreign = doomed.filter((n) => !isReplicaFileName(n)).sort();
+  if (foreign.length > 0) throw new SyncError("FOREIGN_FILE", foreignFilesMessage(dir, foreign));
+  for (const name of doomed) await unlink(join(dir, name)).catch(ignoreMissing);
   return present;
 }
 

@@ -52,7 +52,8 @@ test("3-file checkpoint served from a directory: 1 worker, byte-identical", asyn
   const m = await startMaster(["--dir", src, "--seq", "100"]);
   cleanups.push(() => m.stop());
   const dir = temp();
-  writeFileSync(join(dir, "stale.sst"), "not in the list");
+  writeFileSync(join(dir, "000099.sst"), "not in the list");
+  writeFileSync(join(dir, "LOG.old.1700000000"), "a former node's log");
   writeFileSync(join(dir, "000007.sst.tmp"), "stale partial");
   const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once"]);
   cleanups.push(() => r.stop());
