@@ -40,6 +40,12 @@ const ARITY: Record<string, number> = {
   clusterx: -2,
   cluster: -2,
 };
+/**
+ * Largest argument accepted: the largest legitimate one is a SETNODES nodes string (a thousand
+ * nodes with slot ranges is well under 1 MiB). A longer bulk is refused at its header, as is an
+ * array above 1024 elements (no admin command has more than a handful of arguments).
+ */
+export const MAX_ARG_BYTES = 8 * 1024 * 1024;
 /** Commands allowed before AUTH when a password is set. */
 const NO_AUTH = new Set(["auth", "quit"]);
 /** A reply, or "close": drop the connection without a reply. */
@@ -54,8 +60,7 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
 
   async function serve(conn: Conn): Promise<void> {
     const session: Session = { authed: !checkPassword, quit: false };
-    // No admin command has more than a handful of arguments: a huge array is refused at its header.
-    const dec = new RespDecoder({ inline: true, maxBulk: 64 * 1024 * 1024, maxArray: 1024, maxDepth: 1 });
+    const dec = new RespDecoder({ inline: true, maxBulk: MAX_ARG_BYTES, maxArray: 1024, maxDepth: 1 });
     try {
       for (;;) {
         const v = await conn.read(dec);

@@ -140,3 +140,17 @@ test("an HTTP request (POST or Host:, any case) closes the admin connection with
   // The port still serves.
   expect(await text(r.port, ["PING"])).toBe("PONG");
 });
+
+test("an argument above 8 MiB is refused at its bulk header; one of 8 MiB is served", async () => {
+  const r = await replica();
+  const max = 8 * 1024 * 1024;
+  const big = await connect("127.0.0.1", r.port, { readMs: 3000 });
+  cleanups.push(() => big.destroy());
+  await big.write(`*2\r\n$4\r\nPING\r\n$${max + 1}\r\n`);
+  expect(await big.readLine()).toBe(`-ERR Protocol error: bulk length ${max + 1} above the limit of ${max}`);
+  const ok = await connect("127.0.0.1", r.port, { readMs: 5000 });
+  cleanups.push(() => ok.destroy());
+  const arg = "n".repeat(max);
+  const echoed = await call(ok, ["PING", arg]);
+  expect(Buffer.isBuffer(echoed) && echoed.length).toBe(max);
+});
