@@ -73,6 +73,7 @@ cli
       "  blackhole-accept accept queue never drained: connects hang\n" +
       "Triggers: after-bytes= (file bytes sent on the connection), after-files=, on=<command>,\n" +
       "  after-ms= (since the connection opened or the fault was added), conns=<n>, once; none = at once\n" +
+      "  (a new connection: at its first command other than AUTH; one that starts with KVR is never faulted)\n" +
       "  reset sends RST (SO_LINGER 0); connections that sent KVR commands are never faulted\n" +
       "Run time: KVR FAULT ADD <spec> | KVR FAULT CLEAR | KVR FAULT LIST; SIGUSR1 stalls all, SIGUSR2 clears\n" +
       "Stream (--write-rate): batches of 1-4 Puts follow --seq; each batch's contents derive from (seed, sequence),\n" +

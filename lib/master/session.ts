@@ -251,22 +251,9 @@ const STREAM_WRITE_BYTES = 256 * 1024;
 async function streamTo(from: number, conn: Conn, link: Link, slave: { offset: number }, m: MasterContext): Promise<void> {
   let cursor = from;
   let lastWrite = Date.now();
-  // Writes and waits end when the socket closes (a stalled fault pipe would hold them), without
-  // piling a reaction per write onto conn.closed.
-  const onClose = new Set<() => void>();
-  void conn.closed.then(() => {
-    for (const f of onClose) f();
-    m.stream.notify();
-  });
-  const write = (data: Buffer): Promise<boolean> =>
-    new Promise<boolean>((resolve, reject) => {
-      const done = () => resolve(true);
-      onClose.add(done);
-      link.write(data).then(
-        () => resolve(false),
-        (e) => reject(e),
-      ).finally(() => onClose.delete(done));
-    });
+  // A write held by a fault rejects (CLOSED) when the socket closes (Link.send); a wait for
+  // the next batch ends at once.
+  void conn.closed.then(() => m.stream.notify());
   while (!link.dead && !conn.isClosed) {
     if (cursor <= m.stream.head) {
       const r = m.stream.framesFrom(cursor, STREAM_WRITE_BYTES);
@@ -275,7 +262,8 @@ async function streamTo(from: number, conn: Conn, link: Link, slave: { offset: n
         conn.end();
         return;
       }
-      if ((await write(r.frames.length === 1 ? r.frames[0] : Buffer.concat(r.frames, r.bytes))) || link.dead) return;
+      await link.write(r.frames.length === 1 ? r.frames[0] : Buffer.concat(r.frames, r.bytes));
+      if (link.dead) return;
       cursor = r.next;
       slave.offset = cursor - 1;
       lastWrite = Date.now();
@@ -283,7 +271,8 @@ async function streamTo(from: number, conn: Conn, link: Link, slave: { offset: n
     }
     const idle = Date.now() - lastWrite;
     if (idle >= m.cfg.heartbeatMs) {
-      if ((await write(PING_BULK)) || link.dead) return;
+      await link.write(PING_BULK);
+      if (link.dead) return;
       lastWrite = Date.now();
       continue;
     }

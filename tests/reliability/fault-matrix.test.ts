@@ -86,7 +86,9 @@ function expected(kind: string, phase: Phase): Outcome {
     case "bandwidth":
       return ok("gaps stay under the read deadline");
     case "error":
-      if (p === "connect" || p === "AUTH") return fail("AUTH refused", "AUTH");
+      if (p === "AUTH") return fail("AUTH refused", "AUTH");
+      // Untriggered ("at once"): AUTH is spared, the first command after it gets the error.
+      if (p === "connect") return fail("a '-' line from the master after AUTH", "MASTER_ERROR");
       if (p === "replconf") return ok("a replconf error is ignored (old masters lack replconf)");
       if (p === "PSYNC") return fail("-LOADING: restart later", "LOADING");
       if (p === "stream") return ok("no commands on a stream: nothing to answer with an error");

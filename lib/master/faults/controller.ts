@@ -1,7 +1,9 @@
 /**
  * The fault set of one master: faults added at start (--fault) or at run time (KVR FAULT ADD,
  * SIGUSR1), armed on every live and new connection, fired when their triggers hold, and all
- * undone by a clear (KVR FAULT CLEAR, SIGUSR2).
+ * undone by a clear (KVR FAULT CLEAR, SIGUSR2). A connection fault without a trigger fires on a
+ * connection at its first command other than AUTH, so redis-cli can still connect and send
+ * KVR FAULT CLEAR while a stall is in force.
  */
 import { Link, type LinkOwner } from "./link.ts";
 import { parseFault, triggerText, type FaultSpec } from "./spec.ts";
@@ -25,6 +27,12 @@ interface Fault {
   serverUndo: (() => Promise<void>) | null;
   serverFired: boolean;
   timer: ReturnType<typeof setTimeout> | null;
+}
+
+/** A fault without a trigger (on=, after-bytes=, after-files=, after-ms=): it fires "at once". */
+function untriggered(s: FaultSpec): boolean {
+  const t = s.triggers;
+  return t.on === undefined && t.afterBytes === undefined && t.afterFiles === undefined && t.afterMs === undefined;
 }
 
 /** Server-scope faults whose triggers need a connection's counters. */
@@ -141,6 +149,9 @@ export class FaultController implements LinkOwner {
 
   private ready(f: Fault, link: Link): boolean {
     if (link.control || link.fired.has(f.id) || this.exhausted(f)) return false;
+    // "At once" means at a new connection's first command other than AUTH (a first KVR makes it
+    // a control connection instead), and at once on connections already past it.
+    if (!link.started && untriggered(f.spec)) return false;
     const t = f.spec.triggers;
     if (t.on !== undefined && !link.seen.has(t.on)) return false;
     if (t.afterBytes !== undefined && link.fileBytes < t.afterBytes) return false;

@@ -28,13 +28,34 @@ export class Link implements LinkHandle {
   dead = false;
   /** A connection that sent KVR FAULT commands: faults never fire on it. */
   control = false;
+  /**
+   * Set at the first command other than AUTH: untriggered faults fire on a connection only from
+   * then on, so a new connection whose first command is KVR (a control connection) is never held.
+   */
+  started = false;
   private wakers: Array<() => void> = [];
+  /** Writes held in the fault pipeline: each is rejected when the socket closes. */
+  private readonly holders = new Set<(e: NetError) => void>();
+  /** Set once the socket closed (by the peer or locally). */
+  private gone: NetError | null = null;
 
   constructor(
     readonly id: number,
     readonly conn: Conn,
     private readonly owner: LinkOwner,
-  ) {}
+  ) {
+    // One reaction per connection (not one per write) ends every wait a fault holds.
+    void conn.closed.then(() => {
+      this.gone = new NetError("CLOSED", `connection ${id} with ${conn.peer} closed while a fault held it`, {
+        peer: conn.peer,
+        bytesRead: conn.bytesRead,
+      });
+      const hs = [...this.holders];
+      this.holders.clear();
+      for (const h of hs) h(this.gone);
+      this.wake();
+    });
+  }
 
   kill(reset: boolean): void {
     if (this.dead) return;
@@ -45,10 +66,6 @@ export class Link implements LinkHandle {
       setTimeout(() => this.conn.destroy(), 2000).unref?.();
     }
     this.wake();
-  }
-
-  pauseReads(): void {
-    this.conn.pauseReading();
   }
 
   wake(): void {
@@ -62,9 +79,12 @@ export class Link implements LinkHandle {
     return this.effects.some((e) => e.effect.holdsReads?.() === true);
   }
 
-  /** Wait until no fault holds reads (or the link died). */
+  /** Wait until no fault holds reads or the link died; rejects (CLOSED) if the socket closes meanwhile. */
   async readable(): Promise<void> {
-    while (!this.dead && this.readsHeld()) await new Promise<void>((r) => this.wakers.push(r));
+    while (!this.dead && this.readsHeld()) {
+      if (this.gone) throw this.gone;
+      await new Promise<void>((r) => this.wakers.push(r));
+    }
   }
 
   /**
@@ -72,6 +92,10 @@ export class Link implements LinkHandle {
    * place, so the reply cannot race it), then return an injected error reply or null.
    */
   async command(name: string): Promise<string | null> {
+    if (!this.started && name !== "auth") {
+      this.started = true;
+      if (name === "kvr") this.control = true;
+    }
     this.seen.add(name);
     await this.owner.evaluate(this);
     return this.errorFor(name);
@@ -120,14 +144,28 @@ export class Link implements LinkHandle {
     return new NetError("CLOSED", `connection ${this.id} closed by an injected fault`, { peer: this.conn.peer });
   }
 
+  /**
+   * Pass `data` through the fired effects to the socket. An effect may hold it (stall) for as
+   * long as the fault is in force, so the wait is raced against the socket's close: when the
+   * peer gives up, the write rejects with CLOSED and the caller's cleanup runs (files closed,
+   * counters restored, link detached).
+   */
   private send(data: Buffer): Promise<void> {
     if (this.dead) return Promise.reject(this.deadError());
     const chain = this.effects.map((e) => e.effect).filter((e) => e.pipe);
+    // Without effects the socket write itself settles on close.
+    if (chain.length === 0) return this.conn.write(data);
+    if (this.gone) return Promise.reject(this.gone);
     const run = (i: number, d: Buffer): Promise<void> => {
       if (this.dead) return Promise.reject(this.deadError());
       if (i < chain.length) return chain[i].pipe!(d, (x) => run(i + 1, x));
       return this.conn.write(d);
     };
-    return run(0, data);
+    return new Promise<void>((resolve, reject) => {
+      this.holders.add(reject);
+      run(0, data)
+        .then(resolve, reject)
+        .finally(() => this.holders.delete(reject));
+    });
   }
 }

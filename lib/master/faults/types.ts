@@ -24,8 +24,6 @@ export interface LinkHandle {
   readonly conn: Conn;
   /** End the connection now: FIN (reset=false) or RST (reset=true); later writes fail. */
   kill(reset: boolean): void;
-  /** Stop reading from the kernel (the peer's writes back up). */
-  pauseReads(): void;
   /** Called by an effect whose holdsReads() changed to false. */
   wake(): void;
 }
