@@ -37,6 +37,8 @@ interface Phase {
   trigger: string;
   /** The target starts with a complete checkpoint (the replica sends PSYNC). */
   seeded?: boolean;
+  /** Run the replica without --once (a --once replica never sends PSYNC); done = the first full sync. */
+  follow?: boolean;
 }
 
 const PHASES: Phase[] = [
@@ -44,7 +46,7 @@ const PHASES: Phase[] = [
   { name: "AUTH", trigger: "on=auth" },
   { name: "_db_name", trigger: "on=_db_name" },
   { name: "replconf", trigger: "on=replconf" },
-  { name: "PSYNC", trigger: "on=psync", seeded: true },
+  { name: "PSYNC", trigger: "on=psync", seeded: true, follow: true },
   { name: "_fetch_meta", trigger: "on=_fetch_meta" },
   { name: "size line", trigger: "on=_fetch_file" },
   // The checkpoint is 2 × 64 KiB SSTs first: byte 100000 is inside the second file.
@@ -131,12 +133,13 @@ async function runCase(kind: string, phase: Phase): Promise<void> {
   const master = await startKvr("master", masterArgs, { KVR_REQUIREPASS: PW });
   started.push(master);
   // Following the stream, the replica keeps its own log of received batches next to the checkpoint.
-  const own = stream ? [STREAM_LOG] : [];
+  const follows = stream || !!phase.follow;
+  const own = follows ? [STREAM_LOG] : [];
   const watcher = new DirWatcher(d.path, phase.seeded ? [final, fixture] : [final], own);
   const replicaArgs = [
     "--dir", d.path, "--master", `127.0.0.1:${master.port}`,
     "--read-timeout", "1s", "--connect-timeout", "1s", "--stream-timeout", "1s", "--retry-delay", "100ms",
-    ...(stream ? [] : ["--once"]),
+    ...(follows ? [] : ["--once"]),
   ];
   const replica = await startKvr("replica", replicaArgs, { KVR_MASTERAUTH: PW });
   started.push(replica);
@@ -155,6 +158,11 @@ async function runCase(kind: string, phase: Phase): Promise<void> {
         expect(retries()).toEqual([]);
         expect(ev.filter((e) => e.event === "state").at(-1)).toMatchObject({ state: "connected" });
         process.kill(master.pid, "SIGUSR2");
+      } else if (phase.follow) {
+        await replica.kvr.waitEvent((e) => e.event === "done", 15_000);
+        expect(retries()).toEqual([]);
+        const done = ev.findIndex((e) => e.event === "done");
+        expect(ev.slice(0, done).filter((e) => e.event === "connect").length).toBe(1);
       } else {
         expect(await within(replica.kvr.exited, 15_000, () => diag(master, replica))).toBe(0);
         expect(retries()).toEqual([]);
@@ -166,6 +174,7 @@ async function runCase(kind: string, phase: Phase): Promise<void> {
       expect(String(r.reason).length).toBeGreaterThan(10);
       process.kill(master.pid, "SIGUSR2");
       if (stream) await until(() => connected() >= 2, 10_000, "the stream to come back after the clear");
+      else if (phase.follow) await replica.kvr.waitEvent((e) => e.event === "done", 15_000);
       else expect(await within(replica.kvr.exited, 15_000, () => diag(master, replica))).toBe(0);
       expect(retries().length).toBeGreaterThanOrEqual(1);
       if (["mid-file", "between files"].includes(phase.name) && kind !== "reset") {
@@ -175,8 +184,8 @@ async function runCase(kind: string, phase: Phase): Promise<void> {
         expect(Math.max(...skips)).toBeGreaterThanOrEqual(1);
       }
     }
-    if (stream) expect(await replica.stop()).toBe(0);
-    else expect(ev.some((e) => e.event === "done")).toBe(true);
+    if (follows) expect(await replica.stop()).toBe(0);
+    if (!stream) expect(ev.some((e) => e.event === "done")).toBe(true);
   } finally {
     await watcher.stop();
     await Promise.all([replica.stop("SIGKILL"), master.stop("SIGKILL")]);

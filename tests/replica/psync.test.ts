@@ -57,14 +57,33 @@ test("PSYNC refused → full sync that skips the files already present (CURRENT 
   const d = tempDir();
   cleanups.push(d.cleanup);
   for (const f of files) writeFileSync(join(d.path, f.name), f.data);
-  const r = await startReplica(["--dir", d.path, "--master", `127.0.0.1:${m.port}`, "--once"]);
+  // Without --once: a --once replica does one full sync and never sends PSYNC.
+  const r = await startReplica(["--dir", d.path, "--master", `127.0.0.1:${m.port}`]);
   cleanups.push(() => r.stop());
-  expect(await r.kvr.exited).toBe(0);
+  await r.kvr.waitEvent((e) => e.event === "done", 5000);
+  // This fake master refuses every PSYNC: stop before the next full sync deletes CURRENT again.
+  expect(await r.stop()).toBe(0);
   expect(m.commands.find((c) => c[0] === "psync")).toEqual(["psync", "2257"]);
   const states = r.kvr.events.filter((e) => e.event === "state").map((e) => e.state);
-  expect(states).toEqual(["connecting", "check_db_name", "replconf", "send_psync", "fetch_meta", "fetch_files", "synced"]);
+  expect(states.slice(0, 7)).toEqual(["connecting", "check_db_name", "replconf", "send_psync", "fetch_meta", "fetch_files", "synced"]);
   expect(r.kvr.events.find((e) => e.event === "skip")!.count).toBe(files.length - 1);
   expect(m.commands.find((c) => c[0] === "_fetch_file")).toEqual(["_fetch_file", "CURRENT"]);
   expect(diffDir(d.path, files)).toEqual([]);
   expect(r.kvr.events.find((e) => e.event === "done")).toMatchObject({ files: files.length, skipped: files.length - 1 });
+});
+
+test("--once into a target holding a complete checkpoint: no PSYNC, one full sync skipping all but CURRENT", async () => {
+  const files = fixtureFiles();
+  // A master that would accept the PSYNC and stream forever.
+  const m = await startFakeMaster({ files, psyncReply: "OK" });
+  cleanups.push(() => m.close());
+  const d = tempDir();
+  cleanups.push(d.cleanup);
+  for (const f of files) writeFileSync(join(d.path, f.name), f.data);
+  const r = await startReplica(["--dir", d.path, "--master", `127.0.0.1:${m.port}`, "--once"]);
+  cleanups.push(() => r.stop());
+  expect(await Promise.race([r.kvr.exited, Bun.sleep(5000).then(() => "still running")])).toBe(0);
+  expect(m.commands.map((c) => c[0])).not.toContain("psync");
+  expect(r.kvr.events.find((e) => e.event === "skip")!.count).toBe(files.length - 1);
+  expect(diffDir(d.path, files)).toEqual([]);
 });
