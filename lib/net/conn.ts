@@ -14,18 +14,6 @@ export const DEFAULT_WRITE_MS = 30_000;
 /** Bytes buffered from the socket before it is paused (read backpressure). */
 const HIGH_WATER = 1 << 20;
 const DEFAULT_MAX_LINE = 64 * 1024;
-/**
- * Received bytes (all connections of the process) between two full garbage collections. Every
- * socket read is a fresh Buffer; at hundreds of MB/s JSC lets these dead buffers pile up for a
- * second or more before collecting, so the peak RSS of a full sync grew with its length (a 4 GiB
- * sync peaked ~30 MB above a 256 MiB one). A collection costs ~5 ms on kvr's small heap, ~70 ms
- * per GiB received (see bench/memory-flat.ts).
- */
-const GC_EVERY_BYTES = 64 * 1024 * 1024;
-let receivedSinceGc = 0;
-/** Never more than one forced collection per this many ms (bounds the cost at high rates). */
-const GC_MIN_INTERVAL_MS = 200;
-let lastGc = 0;
 
 export interface ConnOptions {
   /** Idle read deadline in ms: no byte for this long fails the pending read. 0 disables. */
@@ -91,12 +79,6 @@ export class Conn {
     this.closed = new Promise((resolve) => sock.once("close", () => resolve()));
     sock.on("data", (chunk: Buffer) => {
       this.bytesRead += chunk.length;
-      receivedSinceGc += chunk.length;
-      if (receivedSinceGc >= GC_EVERY_BYTES && performance.now() - lastGc >= GC_MIN_INTERVAL_MS) {
-        receivedSinceGc = 0;
-        Bun.gc(true);
-        lastGc = performance.now();
-      }
       this.chunks.push(chunk);
       this.buffered += chunk.length;
       if (this.buffered >= HIGH_WATER && !this.paused) {
