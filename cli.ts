@@ -102,7 +102,7 @@ cli
   .option("--max-file-size <size>", "Largest file size a master may announce", { default: "64GiB" })
   .option("--stream-fsync <policy>", "always | 1s | never: fsync of kvr-stream.log", { default: "1s" })
   .option("--lag-probe", "Poll the master's INFO for master_repl_offset and report lag")
-  .option("--once", "Exit after one completed full sync, with a summary")
+  .option("--once", "Exit after one completed full sync, with a summary (no PSYNC: files already in --dir are skipped)")
   .example("  kvr replica --dir ./replica --master 127.0.0.1:6666 --once")
   .example("  kvr replica --dir ./replica --port 6667 --node-id $(printf 'b%.0s' {1..40})")
   .example(
