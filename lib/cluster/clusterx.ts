@@ -5,6 +5,7 @@
  *
  * Rules: PROTOCOL.md §6 (Kvrocks' CommandClusterX::Parse/Execute and Cluster::SetClusterNodes).
  */
+import { bulk, error, integer, OK } from "../resp/encoder.ts";
 import { findMyself, masterOf, nodeById, NODE_ID_LEN, parseNodes, TopologyError, type ClusterNode, type Topology } from "./topology.ts";
 
 export interface ClusterState {
@@ -132,4 +133,18 @@ function setNodes(state: ClusterState, nodesText: string, version: bigint, force
   const myself = nodeId ? nodeById(topology, nodeId) : null;
   const next: ClusterState = { nodeId, version: Number(version), topology };
   return { state: next, reply: { type: "ok" }, change: roleChangeFor(topology, myself, ctx.current) };
+}
+
+/** A CLUSTERX reply as RESP bytes, for a server answering it. */
+export function encodeReply(r: Reply): Buffer {
+  switch (r.type) {
+    case "ok":
+      return OK;
+    case "error":
+      return error(r.message);
+    case "bulk":
+      return bulk(r.value);
+    case "integer":
+      return integer(r.value);
+  }
 }

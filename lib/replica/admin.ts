@@ -3,7 +3,7 @@
  * mode. SETNODES and SLAVEOF that change the master reply only after the old run has stopped,
  * which never waits on the network (the stop is an abort).
  */
-import { clusterx, formatClusterNodes, replicationFailure, type Reply } from "../cluster/index.ts";
+import { clusterx, encodeReply, formatClusterNodes, replicationFailure } from "../cluster/index.ts";
 import { listen, type Conn, type Server } from "../net/index.ts";
 import { array, bulk, error, integer, OK, RespDecoder, simple } from "../resp/index.ts";
 import { passwordChecker } from "../ui/secrets.ts";
@@ -211,18 +211,6 @@ function unknown(args: string[]): Buffer {
   return error(`ERR unknown command \`${args[0]}\`, with args beginning with: ${rest}`);
 }
 
-function encodeReply(r: Reply): Buffer {
-  switch (r.type) {
-    case "ok":
-      return OK;
-    case "error":
-      return error(r.message);
-    case "bulk":
-      return bulk(r.value);
-    case "integer":
-      return integer(r.value);
-  }
-}
 
 function encodeNested(v: unknown): Buffer {
   if (Array.isArray(v)) return array(v.map(encodeNested));

@@ -2,6 +2,7 @@
  * Test helpers: run the compiled kvr binary as a child process and read its --json events.
  * KVR_BIN overrides the binary (default dist/kvr, built by `npm test`).
  */
+import { afterEach } from "bun:test";
 import { resolve } from "node:path";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -106,4 +107,23 @@ export async function runKvr(args: string[], opts: { env?: Record<string, string
 export function tempDir(prefix = "kvr-test-"): { path: string; cleanup: () => void } {
   const path = mkdtempSync(resolve(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/**
+ * Per-file cleanup for tests: `defer(fn)` runs fn after the current test (newest first, on every
+ * path); `temp()` is a fresh temp directory removed the same way.
+ */
+export function cleanupAfterEach(): { defer: (fn: () => unknown) => void; temp: (prefix?: string) => string } {
+  const fns: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const fn of fns.splice(0).reverse()) await fn();
+  });
+  return {
+    defer: (fn) => void fns.push(fn),
+    temp: (prefix) => {
+      const d = tempDir(prefix);
+      fns.push(d.cleanup);
+      return d.path;
+    },
+  };
 }

@@ -1,20 +1,12 @@
 /** A replica whose run gives up (--max-retries exhausted) without --once: exit, or stay up as an operator's node. */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { listenNoAccept } from "../../lib/net/index.ts";
 import { replyText } from "../../lib/resp/index.ts";
 import { failureExitCode } from "../../lib/replica/command.ts";
-import { runKvr, tempDir } from "../helpers/kvr.ts";
+import { runKvr, cleanupAfterEach } from "../helpers/kvr.ts";
 import { admin, info, startReplica, until } from "./helpers.ts";
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-function temp() {
-  const d = tempDir();
-  cleanups.push(d.cleanup);
-  return d.path;
-}
+const { defer, temp } = cleanupAfterEach();
 
 test("started with --master, no --once: giving up exits 1 (a refused connection)", async () => {
   // Nothing listens on 127.0.0.1:1.
@@ -26,7 +18,7 @@ test("started with --master, no --once: giving up exits 1 (a refused connection)
 
 test("started with --master, no --once: giving up after a deadline exits 3", async () => {
   const hole = await listenNoAccept("127.0.0.1", 0);
-  cleanups.push(() => hole.close());
+  defer(() => hole.close());
   const r = await runKvr(["replica", "--dir", temp(), "--master", `127.0.0.1:${hole.port}`, "--port", "0", "--max-retries", "0", "--connect-timeout", "300ms"], { timeoutMs: 10_000 });
   expect(r.code).toBe(3);
   expect(r.stderr).toContain("attempt 1 failed: CONNECT_TIMEOUT");
@@ -39,7 +31,7 @@ test("a write deadline is a deadline too (exit 3); other failures exit 1", () =>
 
 test("started without --master: a master from SLAVEOF that gives up leaves the node up in state error", async () => {
   const r = await startReplica(["--dir", temp(), "--max-retries", "0"]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   expect(replyText(await admin(r.port, ["SLAVEOF", "127.0.0.1", "1"]))).toBe("OK");
   await until(async () => (await info(r.port)).kvr_state === "error", 5000);
   await Bun.sleep(300);

@@ -2,29 +2,21 @@
  * The mission: a master stalled mid-file (no FIN, no RST), and the replica told to move —
  * by CLUSTERX SETNODES, by SLAVEOF, or by SIGTERM. The stop must not wait on the network.
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { call, replyText } from "../../lib/resp/index.ts";
 import { connect } from "../../lib/net/index.ts";
-import { tempDir } from "../helpers/kvr.ts";
+import { cleanupAfterEach } from "../helpers/kvr.ts";
 import { bytes } from "./fake-master.ts";
 import { admin, diffDir, establishedTo, ID_R, info, startMaster, startReplica, topology, type Master, type Replica } from "./helpers.ts";
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-function temp() {
-  const d = tempDir();
-  cleanups.push(d.cleanup);
-  return d.path;
-}
+const { defer, temp } = cleanupAfterEach();
 
 /** Master A: slow generated data. Master B: a small directory checkpoint with other names. */
 async function twoMasters() {
   const a = await startMaster(["--generate", "64x64KiB", "--rate", "0.5"]);
-  cleanups.push(() => a.stop());
+  defer(() => a.stop());
   const src = temp();
   const bFiles = [
     ...[1, 2, 3, 4, 5].map((i) => ({ name: `90000${i}.sst`, data: bytes(50_000 + i, 100 + i) })),
@@ -34,7 +26,7 @@ async function twoMasters() {
   for (const f of bFiles) writeFileSync(join(src, f.name), f.data);
   // Not a RocksDB checkpoint (random MANIFEST bytes): --seq, as its sequence cannot be read.
   const b = await startMaster(["--dir", src, "--seq", "100"]);
-  cleanups.push(() => b.stop());
+  defer(() => b.stop());
   return { a, b, bFiles };
 }
 
@@ -58,7 +50,7 @@ for (const how of ["CLUSTERX SETNODES", "SLAVEOF"] as const) {
     const { a, b, bFiles } = await twoMasters();
     const dir = temp();
     const r = await startReplica(["--dir", dir, "--node-id", ID_R, "--read-timeout", "3s"]);
-    cleanups.push(() => r.stop());
+    defer(() => r.stop());
     const move = (to: "a" | "b", version: number) =>
       how === "SLAVEOF"
         ? admin(r.port, ["SLAVEOF", "127.0.0.1", String(to === "a" ? a.port : b.port)])
@@ -90,7 +82,7 @@ test("SIGTERM while the master is stalled mid-file: exits 0 at once, no .tmp lef
   const { a } = await twoMasters();
   const dir = temp();
   const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${a.port}`, "--read-timeout", "3s"]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   await stallMidFile(r, a);
   const t0 = performance.now();
   r.kvr.proc.kill("SIGTERM");
@@ -107,7 +99,7 @@ test("SLAVEOF NO ONE and SETNODES making myself a master stop the run at once", 
   const { a, b } = await twoMasters();
   const dir = temp();
   const r = await startReplica(["--dir", dir, "--node-id", ID_R]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   expect(replyText(await admin(r.port, ["SLAVEOF", "127.0.0.1", String(a.port)]))).toBe("OK");
   await stallMidFile(r, a);
   let t0 = performance.now();
@@ -131,9 +123,9 @@ test("20 SETNODES alternating between a stalled master and a live one: every rep
   const { a, b } = await twoMasters();
   const dir = temp();
   const r = await startReplica(["--dir", dir, "--node-id", ID_R, "--read-timeout", "3s"]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   const conn = await connect("127.0.0.1", r.port, { readMs: 5000 });
-  cleanups.push(() => conn.destroy());
+  defer(() => conn.destroy());
   expect(replyText(await call(conn, ["CLUSTERX", "SETNODES", topology(r.port, { a: a.port, b: b.port }, "a"), "1"]))).toBe("OK");
   await stallMidFile(r, a);
   const times: number[] = [];

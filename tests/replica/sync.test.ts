@@ -1,21 +1,13 @@
 /** Full syncs from a real `kvr master`: byte-identical files, workers, resume, read deadline. */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generatedContent, generatedFiles } from "../../lib/master/generate.ts";
-import { tempDir } from "../helpers/kvr.ts";
+import { cleanupAfterEach } from "../helpers/kvr.ts";
 import { bytes } from "./fake-master.ts";
 import { diffDir, info, listDir, startMaster, startReplica, until } from "./helpers.ts";
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-function temp() {
-  const d = tempDir();
-  cleanups.push(d.cleanup);
-  return d.path;
-}
+const { defer, temp } = cleanupAfterEach();
 function expected(spec: string) {
   return generatedFiles(spec).map((f) => ({ name: f.name, data: generatedContent(spec, f.name) }));
 }
@@ -23,10 +15,10 @@ function expected(spec: string) {
 test("64-file checkpoint: 4 workers, byte-identical, no .tmp, summary correct", async () => {
   const spec = "64x64KiB";
   const m = await startMaster(["--generate", spec]);
-  cleanups.push(() => m.stop());
+  defer(() => m.stop());
   const dir = temp();
   const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once"]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   expect(await r.kvr.exited).toBe(0);
   const meta = r.kvr.events.find((e) => e.event === "meta")!;
   expect(meta.count).toBe(67);
@@ -50,13 +42,13 @@ test("3-file checkpoint served from a directory: 1 worker, byte-identical", asyn
   for (const f of files) writeFileSync(join(src, f.name), f.data);
   // Not a RocksDB checkpoint (random MANIFEST bytes): --seq, as its sequence cannot be read.
   const m = await startMaster(["--dir", src, "--seq", "100"]);
-  cleanups.push(() => m.stop());
+  defer(() => m.stop());
   const dir = temp();
   writeFileSync(join(dir, "000099.sst"), "not in the list");
   writeFileSync(join(dir, "LOG.old.1700000000"), "a former node's log");
   writeFileSync(join(dir, "000007.sst.tmp"), "stale partial");
   const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once"]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   expect(await r.kvr.exited).toBe(0);
   expect(r.kvr.events.find((e) => e.event === "meta")).toMatchObject({ count: 3, workers: 1 });
   expect(r.kvr.events.find((e) => "rate" in e)).toMatchObject({ files: 3, skipped: 0, bytes: 300_000 + 16 + 1234 });
@@ -66,10 +58,10 @@ test("3-file checkpoint served from a directory: 1 worker, byte-identical", asyn
 test("resume: master SIGKILLed mid-sync and restarted → completed files skipped, identical at the end", async () => {
   const spec = "24x64KiB";
   const m1 = await startMaster(["--generate", spec, "--rate", "0.5"]);
-  cleanups.push(() => m1.stop("SIGKILL"));
+  defer(() => m1.stop("SIGKILL"));
   const dir = temp();
   const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m1.port}`, "--once", "--retry-delay", "100ms", "--read-timeout", "1s"]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   await r.kvr.waitEvent((e) => e.event === "file-done" && r.kvr.events.filter((x) => x.event === "file-done").length >= 6, 15_000);
   await m1.stop("SIGKILL");
   // Bytes already in the kernel's buffers may still complete a file after the kill: count once
@@ -79,7 +71,7 @@ test("resume: master SIGKILLed mid-sync and restarted → completed files skippe
   expect(doneBefore).toBeGreaterThanOrEqual(6);
   expect(doneBefore).toBeLessThan(27);
   const m2 = await startMaster(["--generate", spec], m1.port);
-  cleanups.push(() => m2.stop());
+  defer(() => m2.stop());
   expect(await r.kvr.exited).toBe(0);
   const skips = r.kvr.events.filter((e) => e.event === "skip").map((e) => e.count as number);
   expect(skips[0]).toBe(0);
@@ -91,10 +83,10 @@ test("resume: master SIGKILLed mid-sync and restarted → completed files skippe
 test("master stalls mid-file: the 1 s read deadline fires within [0.8, 2.5] s, retried; cleared → completes", async () => {
   const spec = "24x64KiB";
   const m = await startMaster(["--generate", spec, "--rate", "0.5"]);
-  cleanups.push(() => m.stop());
+  defer(() => m.stop());
   const dir = temp();
   const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once", "--read-timeout", "1s", "--retry-delay", "200ms"]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   await r.kvr.waitEvent((e) => e.event === "file-done", 10_000);
   const t0 = Date.now();
   m.kvr.proc.kill("SIGUSR1"); // stall every live connection now (no FIN, no RST)
@@ -114,10 +106,10 @@ test("master stalls mid-file: the 1 s read deadline fires within [0.8, 2.5] s, r
 test("INFO during the fetch and after it", async () => {
   const spec = "32x64KiB";
   const m = await startMaster(["--generate", spec, "--rate", "1"]);
-  cleanups.push(() => m.stop());
+  defer(() => m.stop());
   const dir = temp();
   const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   await r.kvr.waitEvent((e) => e.event === "file-done", 10_000);
   const during = await info(r.port);
   expect(during).toMatchObject({
@@ -159,12 +151,12 @@ test("INFO during the fetch and after it", async () => {
 test("--once into a target that already holds the complete checkpoint: full sync again (no PSYNC), every file but CURRENT skipped, exit 0", async () => {
   const spec = "8x16KiB";
   const m = await startMaster(["--generate", spec]);
-  cleanups.push(() => m.stop());
+  defer(() => m.stop());
   const dir = temp();
   const exp = expected(spec);
   for (const run of [1, 2]) {
     const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once"]);
-    cleanups.push(() => r.stop());
+    defer(() => r.stop());
     // Before the fix the second run sent PSYNC, got +OK and followed the stream forever.
     const code = await Promise.race([r.kvr.exited, Bun.sleep(10_000).then(() => "still running")]);
     expect(code).toBe(0);

@@ -1,21 +1,13 @@
 /** The target directory guard: a full sync deletes only what looks like a checkpoint or kvr's state. */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { replyText } from "../../lib/resp/index.ts";
 import { isReplicaFileName, prepareDir } from "../../lib/replica/files.ts";
-import { runKvr, tempDir } from "../helpers/kvr.ts";
+import { runKvr, cleanupAfterEach } from "../helpers/kvr.ts";
 import { admin, info, startMaster, startReplica, until } from "./helpers.ts";
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-function temp() {
-  const d = tempDir();
-  cleanups.push(d.cleanup);
-  return d.path;
-}
+const { defer, temp } = cleanupAfterEach();
 const ls = (dir: string) => readdirSync(dir).sort();
 
 test("names a full sync may delete: checkpoint files and kvr's state only", () => {
@@ -56,10 +48,10 @@ test("start-up: --dir holding notes.txt → exit 2 before connecting, a clear er
 
 test("a foreign file that appears after start-up fails the full sync with the same error; nothing is deleted or fetched", async () => {
   const m = await startMaster(["--generate", "4x16KiB"]);
-  cleanups.push(() => m.stop());
+  defer(() => m.stop());
   const dir = temp();
   const r = await startReplica(["--dir", dir, "--max-retries", "0"]);
-  cleanups.push(() => r.stop());
+  defer(() => r.stop());
   writeFileSync(join(dir, "notes.txt"), "mine");
   writeFileSync(join(dir, "000099.sst"), "stale");
   expect(replyText(await admin(r.port, ["SLAVEOF", "127.0.0.1", String(m.port)]))).toBe("OK");

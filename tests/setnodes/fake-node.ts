@@ -3,9 +3,9 @@
  * (semantics from lib/cluster), built with lib/net listen + lib/resp. It records every command it
  * receives and can be told to misbehave: never reply, or reply an error to SETNODES.
  */
-import { clusterx, initialClusterState, type ClusterState, type Reply } from "../../lib/cluster/index.ts";
+import { clusterx, encodeReply, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
 import { listen, type Conn, type Server } from "../../lib/net/index.ts";
-import { bulk, error, integer, OK, RespDecoder } from "../../lib/resp/index.ts";
+import { error, OK, RespDecoder } from "../../lib/resp/index.ts";
 
 export interface FakeNodeOptions {
   /** Require AUTH with this password. */
@@ -33,18 +33,6 @@ export interface FakeNode {
   close(): Promise<void>;
 }
 
-function encode(r: Reply): Buffer {
-  switch (r.type) {
-    case "ok":
-      return OK;
-    case "error":
-      return error(r.message);
-    case "bulk":
-      return bulk(r.value);
-    case "integer":
-      return integer(r.value);
-  }
-}
 
 /** Start a fake node on 127.0.0.1 (a free port). */
 export async function startFakeNode(o: FakeNodeOptions = {}): Promise<FakeNode> {
@@ -94,7 +82,7 @@ export async function startFakeNode(o: FakeNodeOptions = {}): Promise<FakeNode> 
           }
           const r = clusterx(node.state, args.slice(1), { port: node.port, binds: ["127.0.0.1"], current: null });
           node.state = r.state;
-          await c.write(encode(r.reply));
+          await c.write(encodeReply(r.reply));
           continue;
         }
         await c.write(error(`ERR unknown command \`${args[0]}\``));
