@@ -33,18 +33,7 @@ export function seedFixture(dir: string): void {
   for (const n of readdirSync(FIXTURE)) copyFileSync(join(FIXTURE, n), join(dir, n));
 }
 
-/** Names in `dir` that differ from `expected` (missing, different bytes, extra but not in `ignore`). */
-export function diffDir(dir: string, expected: ExpectedFile[], ignore: string[] = []): string[] {
-  const bad: string[] = [];
-  const names = new Set(readdirSync(dir).filter((n) => !ignore.includes(n)));
-  for (const f of expected) {
-    if (!names.has(f.name)) bad.push(`missing ${f.name}`);
-    else if (!readFileSync(join(dir, f.name)).equals(f.data)) bad.push(`differs ${f.name}`);
-    names.delete(f.name);
-  }
-  for (const n of names) bad.push(`extra ${n}`);
-  return bad;
-}
+export { diffDir } from "../replica/helpers.ts";
 
 /** Total bytes of the regular files in `dir`. */
 export function dirBytes(dir: string): number {

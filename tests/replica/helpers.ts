@@ -60,10 +60,10 @@ export function listDir(dir: string): string[] {
   return readdirSync(dir).sort();
 }
 
-/** Assert-friendly: names in `dir` whose content differs from `expected` (or are missing/extra). */
-export function diffDir(dir: string, expected: Array<{ name: string; data: Buffer }>): string[] {
+/** Assert-friendly: names in `dir` whose content differs from `expected` (missing, different, or extra and not in `ignore`). */
+export function diffDir(dir: string, expected: Array<{ name: string; data: Buffer }>, ignore: string[] = []): string[] {
   const bad: string[] = [];
-  const names = new Set(listDir(dir));
+  const names = new Set(listDir(dir).filter((n) => !ignore.includes(n)));
   for (const f of expected) {
     if (!names.has(f.name)) bad.push(`missing ${f.name}`);
     else if (!readFileSync(join(dir, f.name)).equals(f.data)) bad.push(`differs ${f.name}`);
