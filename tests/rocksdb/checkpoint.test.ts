@@ -2,23 +2,13 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkpointSequence, inspectCheckpoint } from "../../lib/rocksdb/checkpoint.ts";
-import { RocksFormatError } from "../../lib/rocksdb/codec.ts";
 import { buildManifest, currentFileFor } from "../../lib/rocksdb/manifest.ts";
 import { LogWriter } from "../../lib/rocksdb/log.ts";
 import { encodePutBatch } from "../../lib/rocksdb/writebatch.ts";
-import { cleanupTemp, FIXTURE, fixtureCopy, tempDir } from "./helpers.ts";
+import { asyncErrorOf, cleanupTemp, errorOf, FIXTURE, fixtureCopy, tempDir } from "./helpers.ts";
 
 afterAll(cleanupTemp);
 
-async function errorOf(p: Promise<unknown>): Promise<RocksFormatError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof RocksFormatError) return e;
-    throw e;
-  }
-  throw new Error("expected a RocksFormatError");
-}
 
 describe("checkpointSequence", () => {
   test("the real Kvrocks checkpoint: MANIFEST 2156, WAL up to 2256 → 2256", async () => {
@@ -54,18 +44,18 @@ describe("checkpointSequence", () => {
     const data = Buffer.from(readFileSync(wal));
     data[3000] ^= 0xff;
     writeFileSync(wal, data);
-    let e = await errorOf(checkpointSequence(d));
+    let e = await asyncErrorOf(checkpointSequence(d));
     expect(e.file).toBe(wal);
     expect(e.offset).not.toBeNull();
     expect(e.offset!).toBeLessThanOrEqual(3000);
     expect(e.offset!).toBeGreaterThan(2900);
     writeFileSync(wal, readFileSync(join(FIXTURE, "000014.log")).subarray(0, 5990));
-    e = await errorOf(checkpointSequence(d));
+    e = await asyncErrorOf(checkpointSequence(d));
     expect(e.message).toContain("truncated");
   });
 
   test("not a checkpoint: clear error", async () => {
-    const e = await errorOf(checkpointSequence(tempDir()));
+    const e = await asyncErrorOf(checkpointSequence(tempDir()));
     expect(e.message).toContain("cannot read CURRENT (ENOENT): not a RocksDB directory or an incomplete checkpoint");
   });
 });

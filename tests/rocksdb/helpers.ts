@@ -2,6 +2,7 @@
 import { cpSync, mkdtempSync, rmSync, chmodSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { RocksFormatError } from "../../lib/rocksdb/codec.ts";
 
 /** The real Kvrocks checkpoint (read-only): copy it before changing anything. */
 export const FIXTURE = resolve(import.meta.dir, "../../../shared/fixtures/kvrocks-checkpoint");
@@ -46,4 +47,26 @@ export function ldbManifestSequence(path: string): number {
   const m = /last_sequence (\d+)/.exec(out);
   if (!m) throw new Error(`no last_sequence in ldb manifest_dump output: ${out.slice(-300)}`);
   return Number(m[1]);
+}
+
+/** The RocksFormatError `fn` throws (any other outcome fails the test). */
+export function errorOf(fn: () => unknown): RocksFormatError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof RocksFormatError) return e;
+    throw e;
+  }
+  throw new Error("expected a RocksFormatError");
+}
+
+/** The RocksFormatError `p` rejects with (any other outcome fails the test). */
+export async function asyncErrorOf(p: Promise<unknown>): Promise<RocksFormatError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof RocksFormatError) return e;
+    throw e;
+  }
+  throw new Error("expected a RocksFormatError");
 }

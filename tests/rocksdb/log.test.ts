@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { RocksFormatError } from "../../lib/rocksdb/codec.ts";
 import { crc32c, maskCrc } from "../../lib/rocksdb/crc32c.ts";
 import { BLOCK_SIZE, HEADER_SIZE, LogWriter, RECYCLABLE_HEADER_SIZE, readLogRecords, writeLogRecords, type ReadLogOptions } from "../../lib/rocksdb/log.ts";
+import { errorOf } from "./helpers.ts";
 
 function rec(n: number, fill: number): Buffer {
   const b = Buffer.alloc(n);
@@ -13,15 +14,6 @@ function readAll(data: Uint8Array, opts: ReadLogOptions = {}): Buffer[] {
   return [...readLogRecords(data, opts)].map((r) => Buffer.from(r.data));
 }
 
-function errorOf(fn: () => unknown): RocksFormatError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof RocksFormatError) return e;
-    throw e;
-  }
-  throw new Error("expected a RocksFormatError");
-}
 
 describe("log format writer + reader", () => {
   test("round trip: empty, small, block-sized and multi-block records", () => {

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Builder, RocksFormatError } from "../../lib/rocksdb/codec.ts";
+import { Builder } from "../../lib/rocksdb/codec.ts";
 import { BLOCK_SIZE, readLogRecords, writeLogRecords } from "../../lib/rocksdb/log.ts";
 import {
   buildManifest,
@@ -14,31 +14,13 @@ import {
   Tag,
   type NewFileEntry,
 } from "../../lib/rocksdb/manifest.ts";
-import { cleanupTemp, FIXTURE, fixtureCopy, tempDir } from "./helpers.ts";
+import { asyncErrorOf, cleanupTemp, errorOf, FIXTURE, fixtureCopy, tempDir } from "./helpers.ts";
 
 afterAll(cleanupTemp);
 
 const MANIFEST = join(FIXTURE, "MANIFEST-000011");
 
-function errorOf(fn: () => unknown): RocksFormatError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof RocksFormatError) return e;
-    throw e;
-  }
-  throw new Error("expected a RocksFormatError");
-}
 
-async function asyncErrorOf(p: Promise<unknown>): Promise<RocksFormatError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof RocksFormatError) return e;
-    throw e;
-  }
-  throw new Error("expected a RocksFormatError");
-}
 
 /** A MANIFEST from raw edit records, with the fields RocksDB requires up front. */
 function manifestOf(...edits: Uint8Array[]): Buffer {
