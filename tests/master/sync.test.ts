@@ -1,13 +1,13 @@
 /** kvr master: the real replica's full-sync sequence, byte for byte, generated and --dir. */
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { generatedContent, generatedFiles, parseGenerateSpec } from "../../lib/master/generate.ts";
 import { dirSource, generatedSource } from "../../lib/master/source.ts";
 import { tempDir } from "../helpers/kvr.ts";
 import { cmd, fullSync, open, send, sha, startTestMaster, type TestMaster } from "./helpers.ts";
+import { FIXTURE } from "../helpers/fixture.ts";
 
-const FIXTURE = resolve(import.meta.dir, "../../../shared/fixtures/kvrocks-checkpoint");
 let master: TestMaster | null = null;
 const cleanups: Array<() => void> = [];
 afterEach(async () => {

@@ -5,14 +5,15 @@
  */
 import { copyFileSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { connect } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
 import { generatedContent, generatedFiles } from "../../lib/master/generate.ts";
 import { spawnKvr, type KvrProcess } from "../helpers/kvr.ts";
+import { FIXTURE } from "../helpers/fixture.ts";
 
 /** The real Kvrocks checkpoint (sequence 2256). */
-export const FIXTURE = resolve(import.meta.dir, "../../../shared/fixtures/kvrocks-checkpoint");
+export { FIXTURE };
 export const FIXTURE_SEQ = 2256;
 
 export interface ExpectedFile {

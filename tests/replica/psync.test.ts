@@ -3,8 +3,9 @@ import { expect, test } from "bun:test";
 import { cleanupAfterEach } from "../helpers/kvr.ts";
 import { fakeCheckpoint, startFakeMaster } from "./fake-master.ts";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { diffDir, info, startReplica } from "./helpers.ts";
+import { FIXTURE } from "../helpers/fixture.ts";
 
 const { defer, temp } = cleanupAfterEach();
 
@@ -26,7 +27,6 @@ test("an empty target: AUTH, _db_name, replconf, then _fetch_meta — no PSYNC",
 });
 
 /** The real Kvrocks checkpoint fixture (sequence 2256: MANIFEST 2156 + WAL up to 2256). */
-const FIXTURE = resolve(import.meta.dir, "../../../shared/fixtures/kvrocks-checkpoint");
 function fixtureFiles() {
   return readdirSync(FIXTURE).map((name) => ({ name, data: readFileSync(join(FIXTURE, name)) }));
 }

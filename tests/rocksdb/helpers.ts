@@ -1,11 +1,12 @@
 /** Shared helpers for the rocksdb format tests: fixture path, temp dirs, and the real `ldb`. */
 import { cpSync, mkdtempSync, rmSync, chmodSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { RocksFormatError } from "../../lib/rocksdb/codec.ts";
+import { FIXTURE } from "../helpers/fixture.ts";
 
 /** The real Kvrocks checkpoint (read-only): copy it before changing anything. */
-export const FIXTURE = resolve(import.meta.dir, "../../../shared/fixtures/kvrocks-checkpoint");
+export { FIXTURE };
 
 const made: string[] = [];
 
