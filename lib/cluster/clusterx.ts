@@ -3,7 +3,7 @@
  * replication change it implies. The caller (kvr replica's admin port) performs the change and
  * only then sends the reply; when the change fails it replies replicationFailure(reason).
  *
- * Rules: PROTOCOL.md §6 (Kvrocks' CommandClusterX::Parse/Execute and Cluster::SetClusterNodes).
+ * Rules: docs/protocol.md §6 (Kvrocks' CommandClusterX::Parse/Execute and Cluster::SetClusterNodes).
  */
 import { bulk, error, integer, OK } from "../resp/encoder.ts";
 import { findMyself, masterOf, nodeById, NODE_ID_LEN, parseNodes, TopologyError, type ClusterNode, type Topology } from "./topology.ts";

@@ -122,7 +122,7 @@ function byteLen(s: string): number {
 }
 
 /**
- * Parse and validate a nodes string with Kvrocks' rules (PROTOCOL.md §6). Lines are split on
+ * Parse and validate a nodes string with Kvrocks' rules (docs/protocol.md §6). Lines are split on
  * "\n", fields on " ", empty pieces dropped; a "\r" is kept (and so makes a slot invalid).
  * Throws TopologyError with Kvrocks' message, the 1-based line and the field.
  */

@@ -1,6 +1,6 @@
 /**
  * One client connection of kvr master: read commands (RESP or inline, any case), answer them
- * as a Kvrocks master does (PROTOCOL.md §1–§4), stream files for `_fetch_file`. Every byte goes
+ * as a Kvrocks master does (docs/protocol.md §1–§4), stream files for `_fetch_file`. Every byte goes
  * out through the connection's fault link.
  */
 import { isNetError, type Conn } from "../net/index.ts";

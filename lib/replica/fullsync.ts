@@ -1,5 +1,5 @@
 /**
- * Full sync (PROTOCOL.md §4): `_fetch_meta` on a new connection, prepare the target directory
+ * Full sync (docs/protocol.md §4): `_fetch_meta` on a new connection, prepare the target directory
  * (clean, skip present files), then W fetch workers, each with its own connection and ONE
  * `_fetch_file` for its round-robin share. Any worker failure aborts the others and fails the
  * attempt; partial files never carry a final name and every `.tmp` is removed.

@@ -1,7 +1,7 @@
 /** INFO and ROLE replies of the admin port: Kvrocks' replication fields plus kvr's own. */
 import type { ReplicaNode } from "./node.ts";
 
-/** The `# Replication` section (PROTOCOL.md §7 plus kvr_* fields), CRLF-separated. */
+/** The `# Replication` section (docs/protocol.md §7 plus kvr_* fields), CRLF-separated. */
 export function replicationInfo(node: ReplicaNode): string {
   const s = node.status;
   const m = s.master;

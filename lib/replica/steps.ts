@@ -1,5 +1,5 @@
 /**
- * The replica's handshake on the control connection, one small function per step (PROTOCOL.md
+ * The replica's handshake on the control connection, one small function per step (docs/protocol.md
  * §2): AUTH, `_db_name`, replconf, PSYNC. Each either returns how to go on or throws a
  * SyncError / NetError, after which the attempt restarts later.
  */
@@ -54,7 +54,7 @@ export async function sendPsync(conn: Conn, nextSeq: number, replid?: string | n
 }
 
 /**
- * The incremental stream after PSYNC +OK (PROTOCOL.md §3): bulk `ping` heartbeats and
+ * The incremental stream after PSYNC +OK (docs/protocol.md §3): bulk `ping` heartbeats and
  * WriteBatches whose sequence must be the expected one. Calls `onBatch` with the next expected
  * sequence after each batch and the batch itself (awaited: backpressure). Returns only by
  * throwing (deadline, EOF, protocol error, abort); every batch before the error was handed over.

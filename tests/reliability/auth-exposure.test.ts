@@ -1,6 +1,6 @@
 /**
  * Authentication and exposure. With a password set, every master and admin command except AUTH
- * answers -NOAUTH and has no effect — PING included, as on a real Kvrocks node (PROTOCOL.md §1:
+ * answers -NOAUTH and has no effect — PING included, as on a real Kvrocks node (docs/protocol.md §1:
  * only AUTH and HELLO pass). Default bind 127.0.0.1; another address without a password warns.
  * Secrets (passed by environment) never show in logs, --json events, INFO, error replies, or the
  * command lines of kvr's processes and of the children a drill starts. Constant-time compare.

@@ -1,5 +1,5 @@
 /**
- * A scripted master for replica tests: speaks the replication protocol (PROTOCOL.md §1–§4) over
+ * A scripted master for replica tests: speaks the replication protocol (docs/protocol.md §1–§4) over
  * lib/net, and misbehaves on request (bad names, sizes, EOF/reset/stall mid-file, slow serving).
  */
 import { listen, type Conn, type Server } from "../../lib/net/index.ts";
