@@ -56,6 +56,7 @@ cli
   .option("--write-rate <n/s>", "Produce this many WriteBatches per second for PSYNC streams (0 = none); deterministic: the same --seq and seed give the same history", { default: "0" })
   .option("--write-total <n>", "Stop writing after this many batches (0 = never)", { default: "0" })
   .option("--wal-window <n>", "WriteBatches retained for PSYNC; older sequences need a full sync", { default: "100000" })
+  .option("--psync <mode>", "accept (a PSYNC inside the WAL window streams, as on Kvrocks) | refuse (every PSYNC is refused: every replica full-syncs)", { default: "accept" })
   .example("  kvr master --generate 64x4MiB --rate 25 --port 6666")
   .example("  kvr master --dir /var/lib/kvrocks/checkpoint --requirepass secret")
   .example("  kvr master --fault stall:after-bytes=10MiB --fault delay:ms=200,on=_fetch_meta")
@@ -75,7 +76,8 @@ cli
       "  after-ms= (since the connection opened or the fault was added), conns=<n>, once; none = at once\n" +
       "  (a new connection: at its first command other than AUTH; one that starts with KVR is never faulted)\n" +
       "  reset sends RST (SO_LINGER 0); connections that sent KVR commands are never faulted\n" +
-      "Run time: KVR FAULT ADD <spec> | KVR FAULT CLEAR | KVR FAULT LIST; SIGUSR1 stalls all, SIGUSR2 clears\n" +
+      "Run time: KVR FAULT ADD <spec> | KVR FAULT CLEAR | KVR FAULT LIST (a used-up once/conns= fault leaves the list;\n" +
+      "  the connections it hit stay hit until CLEAR); SIGUSR1 stalls all, SIGUSR2 clears\n" +
       "Stream (--write-rate): batches of 1-4 Puts follow --seq; each batch's contents derive from (seed, sequence),\n" +
       "  so a master restarted with the same flags has the same history: a PSYNC for a later batch boundary of it\n" +
       "  fast-forwards there (no full sync). Older than --wal-window batches → out of range (full sync).\n" +

@@ -4,7 +4,8 @@
  */
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
-import { formatBytes, list, parseDuration, parseIntFlag, parsePort, parseSize, UsageError } from "../ui/units.ts";
+import { isNetError } from "../net/index.ts";
+import { formatBytes, list, parseDuration, parseIntFlag, parsePort, parseSize, portInUse, UsageError } from "../ui/units.ts";
 import { parseFault } from "./faults/spec.ts";
 import { DEFAULT_GENERATE, DEFAULT_GENERATED_SEQ, parseGenerateSpec } from "./generate.ts";
 import { startMaster, type MasterConfig } from "./server.ts";
@@ -47,7 +48,14 @@ export function configFromOptions(opts: Record<string, unknown>): MasterConfig {
     walWindow: parseIntFlag("wal-window", single("walWindow") ?? "100000", 1, 100_000_000),
     writeTotal: parseIntFlag("write-total", single("writeTotal") ?? "0", 0),
     streamSeed: spec?.seed ?? 1,
+    psync: parsePsyncMode(single("psync") ?? "accept"),
   };
+}
+
+/** --psync: accept (a PSYNC inside the window streams, as on Kvrocks) | refuse (always a full sync). */
+export function parsePsyncMode(v: string): "accept" | "refuse" {
+  if (v === "accept" || v === "refuse") return v;
+  throw new UsageError(`--psync: '${v}' is not one of accept, refuse`);
 }
 
 /** --write-rate: WriteBatches per second, `5000` or `5000/s` (0 = no writes). */
@@ -75,7 +83,9 @@ export async function dirDefaultSeq(dir: string): Promise<number> {
 export async function run(opts: Record<string, unknown>, out: Output): Promise<number> {
   const cfg = configFromOptions(opts);
   if (opts.dir !== undefined && opts.seq === undefined) cfg.seq = await dirDefaultSeq(String(opts.dir));
-  const master = await startMaster(cfg, out);
+  const master = await startMaster(cfg, out).catch((e) => {
+    throw isNetError(e, "ADDR_IN_USE") ? portInUse("the master's port", `${cfg.host}:${cfg.port}`) : e;
+  });
   const { source } = cfg;
   out.event(
     "source",

@@ -37,6 +37,8 @@ export interface MasterConfig {
   writeTotal?: number;
   /** Seed of the deterministic stream contents (default 1). */
   streamSeed?: number;
+  /** "refuse": answer every PSYNC "out of range", so every replica full-syncs (default "accept"). */
+  psync?: "accept" | "refuse";
 }
 
 export interface MasterStats {

@@ -36,6 +36,21 @@ interface State {
   announceIp: string;
 }
 
+/**
+ * Kvrocks' checks before a command runs, in its order (docs/protocol.md §1): unknown command,
+ * number of arguments, authentication. The error to reply, or null when the command may run.
+ */
+function reject(cmd: string, args: Buffer[], st: State): { message: string; noauth: boolean } | null {
+  const arity = ARITY[cmd];
+  if (arity === undefined) {
+    const rest = args.slice(1).map((a) => `\`${tx(a)}\``).join(", ");
+    return { message: `ERR unknown command \`${tx(args[0])}\`, with args beginning with: ${rest}`, noauth: false };
+  }
+  if ((arity > 0 && args.length !== arity) || (arity < 0 && args.length < -arity)) return { message: "ERR wrong number of arguments", noauth: false };
+  if (!st.authed && !NO_AUTH.has(cmd)) return { message: "NOAUTH Authentication required.", noauth: true };
+  return null;
+}
+
 /** Outcome of a command: keep reading, or stop (the connection was ended or handed over). */
 type Next = "continue" | "stop";
 
@@ -44,7 +59,7 @@ export async function serveConnection(conn: Conn, m: MasterContext): Promise<voi
   const link = m.faults.attach(conn);
   const st: State = { authed: m.checkPassword === null, listeningPort: 0, announceIp: "" };
   const decoder = new RespDecoder({ inline: true, maxBulk: 4 * 1024 * 1024, maxArray: 1024, maxDepth: 1 });
-  m.out.debug(`connection ${link.id} from ${conn.peer}`);
+  m.out.event("connection", { conn: link.id, peer: conn.peer });
   try {
     while (!link.dead) {
       await link.readable();
@@ -110,25 +125,19 @@ function logEnd(e: unknown, conn: Conn, link: Link, m: MasterContext): void {
 const tx = (b: Buffer) => b.toString("utf8");
 
 async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: MasterContext): Promise<Next> {
-  const name = tx(args[0]);
-  const cmd = name.toLowerCase();
+  const cmd = tx(args[0]).toLowerCase();
   if (cmd === "host:" || cmd === "post") {
     m.out.warn(`connection ${link.id} ${conn.peer}: an HTTP request on the replication port: closed`);
     conn.destroy();
     return "stop";
   }
-  const arity = ARITY[cmd];
-  if (arity === undefined) {
-    const rest = args.slice(1).map((a) => `\`${tx(a)}\``).join(", ");
-    await link.write(error(`ERR unknown command \`${name}\`, with args beginning with: ${rest}`));
-    return "continue";
-  }
-  if ((arity > 0 && args.length !== arity) || (arity < 0 && args.length < -arity)) {
-    await link.write(error("ERR wrong number of arguments"));
-    return "continue";
-  }
-  if (!st.authed && !NO_AUTH.has(cmd)) {
-    await link.write(error("NOAUTH Authentication required."));
+  const rejected = reject(cmd, args, st);
+  if (rejected !== null) {
+    // Still a command: a fault without a trigger fires (and holds the reply) as on any other.
+    await link.command(cmd);
+    if (link.dead) return "stop";
+    if (rejected.noauth) m.out.event("noauth", { conn: link.id, peer: conn.peer, command: cmd }, `connection ${link.id} ${conn.peer}: ${cmd} refused: NOAUTH (no AUTH yet)`);
+    await link.write(error(rejected.message));
     return "continue";
   }
   // A connection that controls faults is never hit by them (redis-cli must get its +OK).
@@ -148,13 +157,17 @@ async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: Mast
     case "ping":
       await link.write(args.length > 1 ? bulk(args[1]) : simple("PONG"));
       return "continue";
-    case "auth":
-      if (!m.checkPassword) await link.write(error("ERR Client sent AUTH, but no password is set"));
-      else if (m.checkPassword(tx(args[1]))) {
-        st.authed = true;
-        await link.write(OK);
-      } else await link.write(error("ERR Invalid password"));
+    case "auth": {
+      const refusal = !m.checkPassword ? "Client sent AUTH, but no password is set" : m.checkPassword(tx(args[1])) ? null : "Invalid password";
+      if (refusal === null) st.authed = true;
+      m.out.event(
+        "auth",
+        { conn: link.id, peer: conn.peer, ok: refusal === null, ...(refusal ? { reason: refusal } : {}) },
+        `connection ${link.id} ${conn.peer}: AUTH ${refusal === null ? "ok" : `refused: ${refusal}`}`,
+      );
+      await link.write(refusal === null ? OK : error(`ERR ${refusal}`));
       return "continue";
+    }
     case "quit":
       await link.write(OK);
       conn.end();
@@ -227,7 +240,10 @@ async function psync(args: Buffer[], conn: Conn, link: Link, st: State, m: Maste
     return "continue";
   }
   const want = BigInt(seqText);
-  if (want > BigInt(Number.MAX_SAFE_INTEGER) || !m.stream.accept(Number(want))) {
+  // --psync refuse: every replica full-syncs, whatever it holds (the drill's master A).
+  const why = m.cfg.psync === "refuse" ? "--psync refuse" : want > BigInt(Number.MAX_SAFE_INTEGER) || !m.stream.accept(Number(want)) ? "out of range" : null;
+  if (why !== null) {
+    m.out.event("psync-refused", { conn: link.id, peer: conn.peer, from: seqText, reason: why }, `replica ${conn.peer}: PSYNC ${seqText} refused (${why}): it must full-sync`);
     await link.write(error("ERR sequence out of range, please use fullsync"));
     return "continue";
   }
@@ -235,7 +251,7 @@ async function psync(args: Buffer[], conn: Conn, link: Link, st: State, m: Maste
   await link.write(OK);
   const slave = { ip: st.announceIp || conn.remoteAddress, port: st.listeningPort, offset: from - 1 };
   m.slaves.set(link.id, slave);
-  m.out.event("psync", { conn: link.id, peer: conn.peer, seq: from - 1 }, `replica ${conn.peer} streaming from sequence ${from}`);
+  m.out.event("psync", { conn: link.id, peer: conn.peer, seq: from - 1, from }, `replica ${conn.peer} streaming from sequence ${from}`);
   await streamTo(from, conn, link, slave, m);
   return "stop";
 }

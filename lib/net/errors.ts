@@ -11,6 +11,7 @@ export type NetErrorCode =
   | "REFUSED"
   | "DNS"
   | "PROTOCOL"
+  | "ADDR_IN_USE"
   | "IO";
 
 export class NetError extends Error {
@@ -61,6 +62,8 @@ export function fromSystemError(e: unknown, peer: string, bytesRead: number): Ne
         bytesRead,
         cause: e,
       });
+    case "EADDRINUSE":
+      return new NetError("ADDR_IN_USE", `${peer} is already in use`, { peer, cause: e });
     default:
       return new NetError("IO", `socket error with ${peer}: ${code ? code + " " : ""}${msg}`, { peer, bytesRead, cause: e });
   }

@@ -4,7 +4,8 @@
  */
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
-import { formatBytes, formatMs, parseDuration, parseHostPort, parseIntFlag, parsePort, parseSize, UsageError } from "../ui/units.ts";
+import { isNetError } from "../net/index.ts";
+import { formatBytes, formatMs, parseDuration, parseHostPort, parseIntFlag, parsePort, parseSize, portInUse, UsageError } from "../ui/units.ts";
 import { startAdmin } from "./admin.ts";
 import { checkTargetDir } from "./files.ts";
 import { ReplicaNode } from "./node.ts";
@@ -85,7 +86,9 @@ export async function run(rawOpts: Record<string, unknown>, out: Output): Promis
   if (o.bind !== "127.0.0.1" && o.bind !== "::1" && o.bind !== "localhost" && !o.requirepass) {
     out.warn(`admin port bound to ${o.bind} without a password: anyone who can reach it can move this replica (set --requirepass or KVR_REQUIREPASS)`);
   }
-  const server = await startAdmin(node, { host: o.bind, port: o.port, requirepass: o.requirepass }, out);
+  const server = await startAdmin(node, { host: o.bind, port: o.port, requirepass: o.requirepass }, out).catch((e) => {
+    throw isNetError(e, "ADDR_IN_USE") ? portInUse("the admin port", `${o.bind}:${o.port}`) : e;
+  });
   o.run.listeningPort = server.port;
   out.event("listening", { host: o.bind, port: server.port }, `listening on ${o.bind}:${server.port}`);
 

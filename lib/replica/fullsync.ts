@@ -7,6 +7,7 @@
 import type { Conn } from "../net/index.ts";
 import { encodeCommand } from "../resp/index.ts";
 import type { Output } from "../ui/output.ts";
+import { count } from "../ui/units.ts";
 import { FileSink, fsyncDir, prepareDir, removeTmpFiles } from "./files.ts";
 import { located, parseMetaLine, parseSizeLine, splitRoundRobin, SyncError, workerCount } from "./names.ts";
 import type { Status } from "./status.ts";
@@ -63,7 +64,7 @@ export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
   const w = workerCount(files.length, ctx.workers);
   st.filesTotal = files.length;
   st.filesDone = present.size;
-  out.event("meta", { files, count: files.length, workers: w }, `master lists ${files.length} files; ${w} fetch worker${w === 1 ? "" : "s"}`);
+  out.event("meta", { files, count: files.length, workers: w }, `master lists ${count(files.length, "file")}; ${count(w, "fetch worker")}`);
   out.event("skip", { count: present.size }, `skip count: ${present.size}`);
 
   st.setState("fetch_files");

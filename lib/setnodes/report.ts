@@ -6,6 +6,7 @@ import type { Topology } from "../cluster/index.ts";
 import { EXIT, type Output } from "../ui/output.ts";
 import type { Plan } from "./plan.ts";
 import type { ResultKind, TargetResult } from "./push.ts";
+import { count } from "../ui/units.ts";
 
 /** 0 every target OK; 1 any target failed otherwise than by a deadline; 3 only deadlines failed. */
 export function exitCodeFor(results: TargetResult[]): number {
@@ -61,7 +62,8 @@ export function printResults(out: Output, results: TargetResult[], summary: Summ
       r.nodeId ? r.nodeId.slice(0, 12) : "-",
       r.role ?? "-",
       r.result,
-      r.latencyMs !== null ? r.latencyMs.toFixed(1) : r.elapsedMs !== null ? `(${Math.round(r.elapsedMs)})` : "-",
+      // Only a reply has a latency; the wall time of a failed push is in --json (elapsedMs).
+      r.latencyMs !== null ? r.latencyMs.toFixed(1) : "-",
       r.result === "ok" ? (r.version !== undefined ? `version ${r.version}` : "") : `${r.phase}: ${r.detail}`,
     ],
   }));
@@ -81,7 +83,7 @@ export function printResults(out: Output, results: TargetResult[], summary: Summ
     .filter(([, n]) => n > 0)
     .map(([k, n]) => colourFor(out, k)(`${n} ${k}`));
   const v = summary.version === null ? "" : `version ${summary.version}, `;
-  out.print(`${v}${summary.targets} target${summary.targets === 1 ? "" : "s"}: ${parts.join(", ")} in ${summary.ms} ms`);
+  out.print(`${v}${count(summary.targets, "target")}: ${parts.join(", ")} in ${summary.ms} ms`);
 }
 
 /** Counts that help check a topology at a glance. */
@@ -107,7 +109,7 @@ export function printDryRun(out: Output, plan: Plan): void {
   }
   for (const l of plan.nodesText.split("\n")) out.print(l);
   out.info(
-    `valid topology: ${facts.nodes} nodes (${facts.masters} masters, ${facts.slaves} slaves), ${facts.slotsAssigned}/16384 slots assigned`,
+    `valid topology: ${count(facts.nodes, "node")} (${count(facts.masters, "master")}, ${count(facts.slaves, "slave")}), ${facts.slotsAssigned}/16384 slots assigned`,
   );
   out.info(
     `dry run: would send CLUSTERX SETNODES with version ${version}${plan.force ? " FORCE" : ""} to ${targets.length ? targets.join(", ") : "no target"}; nothing sent`,

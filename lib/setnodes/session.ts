@@ -47,6 +47,13 @@ function fromNetError(e: unknown, phase: string, deadlineMs: number, hardDeadlin
   return new TargetFailure("failed", phase, e instanceof Error ? e.message : String(e));
 }
 
+/** What to do about a refused AUTH or a command refused for lack of one ("" for other errors). */
+export function authHint(phase: string, reply: RespError): string {
+  if (reply.prefix === "NOAUTH") return " (the node needs a password: give --auth or set KVR_AUTH)";
+  if (phase === "auth") return " (check --auth / KVR_AUTH)";
+  return "";
+}
+
 /** Open a session with a target (connect + AUTH). Throws TargetFailure. */
 export async function openSession(target: Target, o: SessionOptions): Promise<Session> {
   const ctl = new AbortController();
@@ -72,7 +79,7 @@ export async function openSession(target: Target, o: SessionOptions): Promise<Se
       clearTimeout(timer);
     }
     const ms = performance.now() - t0;
-    if (reply instanceof RespError) throw new TargetFailure("error", phase, `-${reply.message}`);
+    if (reply instanceof RespError) throw new TargetFailure("error", phase, `-${reply.message}${authHint(phase, reply)}`);
     return { reply, ms };
   };
   const session: Session = {

@@ -90,3 +90,13 @@ export function formatBytes(n: number): string {
 export function formatMs(ms: number): string {
   return ms < 1000 ? `${ms.toFixed(ms < 10 ? 1 : 0)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
+
+/** "1 master", "2 masters": a count with its noun, plural by adding s. */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+/** The one-line error for a listening address another process holds (EADDRINUSE). */
+export function portInUse(what: string, addr: string): Error {
+  return new Error(`cannot listen on ${what} ${addr}: the port is already in use; choose another --port (--port 0 takes a free one)`);
+}

@@ -77,3 +77,19 @@ test("usage errors exit 2 with one line", async () => {
     expect(r.stderr.split("\n")[0]).toMatch(/^kvr: /);
   }
 });
+
+test("a port in use: one line naming the port and suggesting --port 0, exit 1", async () => {
+  const { listen } = await import("../../lib/net/index.ts");
+  const holder = await listen("127.0.0.1", 0, (c) => c.destroy());
+  try {
+    const r = await runKvr(["master", "--port", String(holder.port)], { timeoutMs: 10_000 });
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`cannot listen on the master's port 127.0.0.1:${holder.port}: the port is already in use`);
+    expect(lines[0]).toContain("--port 0");
+    expect(lines[0].match(/EADDRINUSE|already in use/g)).toHaveLength(1);
+  } finally {
+    await holder.close(0);
+  }
+});

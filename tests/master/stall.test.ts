@@ -174,6 +174,32 @@ describe("an untriggered stall spares control connections", () => {
     for (const f of files.filter((n) => n.endsWith(".sst"))) expect(sha(data.get(f)!)).toBe(sha(generatedContent(spec, f)));
   });
 
+  test("an untriggered stall holds a new connection's first command even when it is unknown, of the wrong arity or refused with NOAUTH; CLEAR releases the replies", async () => {
+    const m = await startTestMaster({ password: "pw" });
+    masters.push(m);
+    const ctl = await open(m.port);
+    expect(await cmd(ctl, "AUTH", "pw")).toBe("OK");
+    expect(await cmd(ctl, "KVR", "FAULT", "ADD", "stall")).toBe("OK");
+    const held = await Promise.all(
+      [["AUTH", "pw", "CLUSTERX", "MYID"], ["AUTH", "pw", "_fetch_file"], ["_db_name"]].map(async (words) => {
+        const c = await open(m.port, 2000);
+        const authed = words[0] === "AUTH";
+        if (authed) expect(await cmd(c, "AUTH", "pw")).toBe("OK");
+        const before = c.bytesRead;
+        await send(c, ...(authed ? words.slice(2) : words));
+        await Bun.sleep(400);
+        expect(c.bytesRead).toBe(before); // no reply: held
+        return c;
+      }),
+    );
+    expect(await cmd(ctl, "KVR", "FAULT", "CLEAR")).toBe("OK");
+    expect(await held[0].readLine()).toBe("-ERR unknown command `CLUSTERX`, with args beginning with: `MYID`");
+    expect(await held[1].readLine()).toBe("-ERR wrong number of arguments");
+    expect(await held[2].readLine()).toBe("-NOAUTH Authentication required.");
+    for (const c of held) c.destroy();
+    expect(m.events.filter((e) => e.event === "fault").length).toBe(3);
+  });
+
   test("kvr master --fault stall: a new redis-style connection can AUTH, KVR FAULT LIST and CLEAR; a fetch then works", async () => {
     const { port } = await startProc(["--generate", "1x64KiB", "--fault", "stall"], { KVR_REQUIREPASS: "pw" });
     const stalled = await open(port, 300);

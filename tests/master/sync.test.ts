@@ -84,6 +84,45 @@ describe("replication commands", () => {
     c.destroy();
   });
 
+  test("--psync refuse: every PSYNC is refused as out of range, even the next sequence (psync-refused events); a full sync still works", async () => {
+    master = await startTestMaster({ seq: 100, psync: "refuse" });
+    const c = await open(master.port);
+    expect(await cmd(c, "PSYNC", "101")).toBe("-ERR sequence out of range, please use fullsync");
+    expect(await cmd(c, "PSYNC", "a".repeat(40), "101")).toBe("-ERR sequence out of range, please use fullsync");
+    // Malformed arguments are still reported as such.
+    expect(await cmd(c, "PSYNC", "x")).toBe("-ERR value is not an unsigned long long or out of range");
+    expect(master.events.filter((e) => e.event === "psync-refused")).toMatchObject([
+      { from: "101", reason: "--psync refuse" },
+      { from: "101", reason: "--psync refuse" },
+    ]);
+    expect(master.events.some((e) => e.event === "psync")).toBe(false);
+    expect((await fullSync(master.port)).files.length).toBe(7);
+    c.destroy();
+  });
+
+  test("events for the drill: every connection, every AUTH (ok or refused, with why) and every NOAUTH refusal; psync names its sequence", async () => {
+    master = await startTestMaster({ seq: 100, password: "pw" });
+    const c = await open(master.port);
+    await send(c, "_db_name");
+    expect(await c.readLine()).toBe("-NOAUTH Authentication required.");
+    expect(await cmd(c, "AUTH", "nope")).toBe("-ERR Invalid password");
+    expect(await cmd(c, "AUTH", "pw")).toBe("OK");
+    expect(await cmd(c, "PSYNC", "101")).toBe("OK");
+    const peer = `127.0.0.1:${c.localPort}`;
+    const mine = (type: string) => master!.events.filter((e) => e.event === type && e.peer === peer);
+    expect(mine("connection")).toMatchObject([{ conn: 1 }]);
+    expect(mine("noauth")).toMatchObject([{ conn: 1, command: "_db_name" }]);
+    expect(mine("auth")).toMatchObject([{ ok: false, reason: "Invalid password" }, { ok: true }]);
+    expect(mine("psync")).toMatchObject([{ seq: 100, from: 101 }]);
+    c.destroy();
+    const other = await startTestMaster();
+    cleanups.push(() => void other.close());
+    const d = await open(other.port);
+    expect(await cmd(d, "AUTH", "pw")).toBe("-ERR Client sent AUTH, but no password is set");
+    expect(other.events.find((e) => e.event === "auth")).toMatchObject({ ok: false, reason: "Client sent AUTH, but no password is set" });
+    d.destroy();
+  });
+
   test("_db_name, replconf options, PING, QUIT, unknown command and arity, in any case and inline", async () => {
     master = await startTestMaster({ dbName: "my.db" });
     const c = await open(master.port);

@@ -154,3 +154,17 @@ test("an argument above 8 MiB is refused at its bulk header; one of 8 MiB is ser
   const echoed = await call(ok, ["PING", arg]);
   expect(Buffer.isBuffer(echoed) && echoed.length).toBe(max);
 });
+
+test("an admin port in use: one line naming the admin port and suggesting --port 0, exit 1", async () => {
+  const { listen } = await import("../../lib/net/index.ts");
+  const holder = await listen("127.0.0.1", 0, (c) => c.destroy());
+  cleanups.push(() => holder.close(0));
+  const d = tempDir();
+  cleanups.push(d.cleanup);
+  const r = await runKvr(["replica", "--dir", d.path, "--port", String(holder.port)], { timeoutMs: 10_000 });
+  expect(r.code).toBe(1);
+  const lines = r.stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain(`cannot listen on the admin port 127.0.0.1:${holder.port}: the port is already in use`);
+  expect(lines[0]).toContain("--port 0");
+});

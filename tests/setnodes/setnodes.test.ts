@@ -81,6 +81,13 @@ describe("push", () => {
     expect(lines[1]).toMatch(new RegExp(`^${ns[0].address}\\s+${nodeId(1).slice(0, 12)}\\s+master\\s+ok\\s+\\d+\\.\\d`));
     expect(lines[2]).toContain(ns[1].address);
     expect(lines[3]).toMatch(/^version 1, 2 targets: 2 ok in \d+ ms$/);
+    // A target that did not reply has no latency: "-" (its wall time is in --json, elapsedMs).
+    const silent = await start(1, () => ({ silent: true }));
+    const slow = await runKvr(["setnodes", "--nodes", mastersTopology(silent), "--version", "1", "--all", "--timeout", "300ms"]);
+    expect(slow.code).toBe(3);
+    const row = slow.stdout.trim().split("\n")[1];
+    expect(row).toMatch(new RegExp(`^${silent[0].address}\\s+\\S+\\s+master\\s+timeout\\s+-\\s+setnodes: no reply within 300 ms$`));
+    expect(slow.stdout).not.toMatch(/\(\d+\)/);
     expect(plain.stdout).not.toContain("\x1b[");
     const coloured = await runKvr(args, { env: { NO_COLOR: "", FORCE_COLOR: "1" } });
     expect(coloured.code).toBe(0);
@@ -178,10 +185,14 @@ describe("AUTH", () => {
     const args = ["setnodes", "--nodes", mastersTopology(ns), "--version", "1", "--all", "--json"];
     const wrong = await runKvr([...args, "--auth", "nope"]);
     expect(wrong.code).toBe(1);
-    expect(targets(wrong.stdout)[0]).toMatchObject({ result: "error", phase: "auth", detail: "-ERR Invalid password" });
+    expect(targets(wrong.stdout)[0]).toMatchObject({ result: "error", phase: "auth", detail: "-ERR Invalid password (check --auth / KVR_AUTH)" });
     const none = await runKvr(args, { env: { KVR_AUTH: "" } });
     expect(none.code).toBe(1);
-    expect(targets(none.stdout)[0]).toMatchObject({ result: "error", phase: "setnodes", detail: "-NOAUTH Authentication required." });
+    expect(targets(none.stdout)[0]).toMatchObject({
+      result: "error",
+      phase: "setnodes",
+      detail: "-NOAUTH Authentication required. (the node needs a password: give --auth or set KVR_AUTH)",
+    });
     expect(ns[0].state.version).toBe(-1);
   });
 });
@@ -285,6 +296,7 @@ describe("input and validation (nothing sent)", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`${a} 127.0.0.1 ${ns[0].port} master - 0-16383\n${b} 127.0.0.1 7001 slave ${a}\n`);
     expect(r.stderr).toContain("nothing sent");
+    expect(r.stderr).toContain("valid topology: 2 nodes (1 master, 1 slave), 16384/16384 slots assigned");
     await Bun.sleep(50);
     expect(ns[0].connections).toBe(0);
     expect(ns[0].commands).toEqual([]);

@@ -53,9 +53,17 @@ export class FaultController implements LinkOwner {
     private readonly onError: (msg: string) => void = () => {},
   ) {}
 
-  /** Specs of the faults in force, as given. */
+  /**
+   * Specs of the faults in force, as given: a connection fault leaves the list once used up
+   * (`once`, `conns=`), though the connections it hit stay hit until a clear; a server fault
+   * stays until cleared (its effect on the listener lasts until then).
+   */
   list(): string[] {
-    return this.faults.map((f) => f.spec.text);
+    return this.inForce().map((f) => f.spec.text);
+  }
+
+  private inForce(): Fault[] {
+    return this.faults.filter((f) => f.spec.kind.scope === "server" || !this.exhausted(f));
   }
 
   /** Links of the live connections (tests and diagnostics). */
@@ -63,8 +71,9 @@ export class FaultController implements LinkOwner {
     return [...this.links];
   }
 
+  /** Faults in force (as list() shows them). */
   get count(): number {
-    return this.faults.length;
+    return this.inForce().length;
   }
 
   /** Add a fault (a spec string or parsed); it applies to live connections too. */
