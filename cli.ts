@@ -90,7 +90,7 @@ cli
   .option("--dir <path>", "Target directory for the checkpoint files (required)")
   .option("--master <host:port>", "Master to sync from (else wait for SETNODES or SLAVEOF)")
   .option("--bind <host>", "Admin port address", { default: "127.0.0.1" })
-  .option("--port <port>", "Admin port (0 = a free one)", { default: "6667" })
+  .option("--port <port>", "Admin port (0 = a free one, printed at start; default 6667, with --once 0)")
   .option("--node-id <id>", "This node's 40-character cluster node id")
   .option("--masterauth <pw>", "Password for the master (or env KVR_MASTERAUTH)")
   .option("--requirepass <pw>", "Password for the admin port (or env KVR_REQUIREPASS)")
@@ -100,18 +100,20 @@ cli
   .option("--stream-timeout <duration>", "Idle read deadline on the incremental stream", { default: "10s" })
   .option("--workers <n>", "Fetch connections: auto (1 for ≤20 files, else 4) or a number", { default: "auto" })
   .option("--retry-delay <duration>", "First delay before a retry (exponential backoff with jitter, cap 30s)", { default: "1s" })
-  .option("--max-retries <n>", "Give up after this many failed attempts (default: never); see 'Giving up' below")
+  .option("--max-retries <n>", "Retries after a failed attempt before giving up: n allows n + 1 attempts (default: never give up; 5 with --once); see 'Giving up' below")
   .option("--max-file-size <size>", "Largest file size a master may announce", { default: "64GiB" })
   .option("--stream-fsync <policy>", "always | 1s | never: fsync of kvr-stream.log", { default: "1s" })
   .option("--lag-probe", "Poll the master's INFO for master_repl_offset and report lag")
   .option("--once", "Exit after one completed full sync, with a summary (no PSYNC: files already in --dir are skipped)")
-  .example("  kvr replica --dir ./replica --master 127.0.0.1:6666 --once")
+  .example("  kvr replica --dir ./replica --master 127.0.0.1:6666 --once      # admin port: a free one")
   .example("  kvr replica --dir ./replica --port 6667 --node-id $(printf 'b%.0s' {1..40})")
   .example(
-    "\nGiving up (--max-retries exhausted): with --once, or when started with --master, kvr replica exits\n" +
-      "  1 (3 when the last failure was a deadline: connect, read or write timeout). Started without --master\n" +
-      "  (the master comes from CLUSTERX SETNODES or SLAVEOF), it stays up and INFO shows kvr_state:error\n" +
-      "  until the next SETNODES/SLAVEOF.",
+    "\nGiving up: after --max-retries retries (with --once 5 unless given), or at once when a retry cannot\n" +
+      "  help: the master refused AUTH, needs a password that was not given (NOAUTH: set --masterauth or\n" +
+      "  KVR_MASTERAUTH), or serves another --db-name. With --once, or when started with --master, kvr replica\n" +
+      "  then exits 1 (3 when the last failure was a deadline: connect, read or write timeout). Started without\n" +
+      "  --master (the master comes from CLUSTERX SETNODES or SLAVEOF), the process stays up: the run stops in\n" +
+      "  state error (INFO kvr_state:error, the reason in kvr_last_error) until the next SETNODES/SLAVEOF.",
   )
   .action(action("replica"));
 

@@ -23,6 +23,9 @@ export interface ReplicaOptions {
   once: boolean;
 }
 
+/** --max-retries when --once is given without it. */
+export const ONCE_MAX_RETRIES = 5;
+
 /** Turn the CLI's option values into a checked configuration (UsageError on bad input). */
 export function parseOptions(opts: Record<string, unknown>, env: Record<string, string | undefined> = process.env): ReplicaOptions {
   if (typeof opts.dir !== "string" || opts.dir === "") throw new UsageError("--dir <path> is required: the target directory for the checkpoint files");
@@ -42,7 +45,8 @@ export function parseOptions(opts: Record<string, unknown>, env: Record<string, 
       maxFileSize: parseSize("max-file-size", opts.maxFileSize ?? "64GiB"),
       workers,
       retryDelayMs: parseDuration("retry-delay", opts.retryDelay ?? "1s"),
-      maxRetries: opts.maxRetries === undefined ? null : parseIntFlag("max-retries", opts.maxRetries),
+      // --once is for scripts: a finite default so a dead master cannot hang them.
+      maxRetries: opts.maxRetries === undefined ? (opts.once ? ONCE_MAX_RETRIES : null) : parseIntFlag("max-retries", opts.maxRetries),
       listeningPort: 0,
       follow: !opts.once,
       streamFsync: parseFsync(opts.streamFsync ?? "1s"),
@@ -50,7 +54,8 @@ export function parseOptions(opts: Record<string, unknown>, env: Record<string, 
     },
     master: opts.master === undefined ? null : parseHostPort("master", opts.master),
     bind: String(opts.bind ?? "127.0.0.1"),
-    port: parsePort("port", opts.port ?? "6667"),
+    // --once needs no fixed admin port: two one-shot syncs never collide on it.
+    port: parsePort("port", opts.port ?? (opts.once ? "0" : "6667")),
     nodeId,
     requirepass: str(opts.requirepass) ?? str(env.KVR_REQUIREPASS),
     once: !!opts.once,
@@ -123,8 +128,11 @@ export async function run(rawOpts: Record<string, unknown>, out: Output): Promis
   } else if (end.outcome.kind === "synced") {
     const s = end.outcome.summary;
     const rate = s.ms > 0 ? (s.bytes / s.ms) * 1000 : 0;
-    out.result({ ok: true, files: s.files, skipped: s.skipped, fetched: s.fetched, bytes: s.bytes, ms: s.ms, rate: Math.round(rate) });
-    out.print(`synced ${s.files} files (${s.skipped} skipped, ${s.fetched} fetched), ${formatBytes(s.bytes)} in ${formatMs(s.ms)}, ${formatBytes(rate)}/s`);
+    out.result({ ok: true, files: s.files, skipped: s.skipped, fetched: s.fetched, bytes: s.bytes, ms: s.ms, rate: Math.round(rate), attempts: s.attempts });
+    out.print(
+      `synced ${s.files} files (${s.skipped} skipped, ${s.fetched} fetched), ${formatBytes(s.bytes)} in ${formatMs(s.ms)}, ${formatBytes(rate)}/s` +
+        (s.attempts > 1 ? ` (${s.attempts} attempts)` : ""),
+    );
   } else if (end.outcome.kind === "failed") {
     const e = end.outcome.error;
     const m = status.master;

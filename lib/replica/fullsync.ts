@@ -11,7 +11,7 @@ import { count } from "../ui/units.ts";
 import { FileSink, fsyncDir, prepareDir, removeTmpFiles } from "./files.ts";
 import { located, parseMetaLine, parseSizeLine, splitRoundRobin, SyncError, workerCount } from "./names.ts";
 import type { Status } from "./status.ts";
-import { rename } from "node:fs/promises";
+import { rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 
 export interface SyncContext {
@@ -27,14 +27,39 @@ export interface SyncContext {
   abortAttempt(): void;
   /** Connect to the master (deadlines, signal, AUTH done), labelled for error messages. */
   open(label: string): Promise<Conn>;
+  /** The run's tally across attempts (files completed by an earlier attempt count as fetched). */
+  tally: SyncTally;
 }
 
+/**
+ * What one run fetched towards its next completed full sync, over all its attempts: a file
+ * completed by an attempt that then failed was fetched by this run, not skipped, and the time
+ * counts from the run's first attempt.
+ */
+export class SyncTally {
+  startMs = 0;
+  attempts = 0;
+  /** Files completed by this run, with the size the master announced for each. */
+  readonly fetched = new Map<string, number>();
+
+  /** An attempt starts. */
+  begin(): void {
+    if (this.attempts++ === 0) this.startMs = Date.now();
+  }
+}
+
+/** A completed full sync, in per-run totals (see SyncTally). */
 export interface SyncSummary {
   files: number;
+  /** Files that were in the target before this run started. */
   skipped: number;
+  /** Files this run fetched, in this attempt or an earlier one. */
   fetched: number;
+  /** Bytes of the fetched files. */
   bytes: number;
+  /** From the run's first attempt to the last file in place. */
   ms: number;
+  attempts: number;
 }
 
 /** Longest `_fetch_meta` line accepted (a list of many thousand files). */
@@ -64,6 +89,8 @@ export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
   const w = workerCount(files.length, ctx.workers);
   st.filesTotal = files.length;
   st.filesDone = present.size;
+  st.bytesSkipped = await sizeOf(dir, present);
+  st.bytesDone = st.bytesTotal = st.bytesSkipped;
   out.event("meta", { files, count: files.length, workers: w }, `master lists ${count(files.length, "file")}; ${count(w, "fetch worker")}`);
   out.event("skip", { count: present.size }, `skip count: ${present.size}`);
 
@@ -84,8 +111,17 @@ export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
     throw located(e, `target directory ${dir}`);
   }
   st.currentFile = "";
-  const bytes = results.reduce((n, r) => n + (r.status === "fulfilled" ? r.value : 0), 0);
-  return { files: files.length, skipped: present.size, fetched: files.length - present.size, bytes, ms: Date.now() - st.syncStartMs };
+  const { tally } = ctx;
+  const fetched = files.filter((f) => tally.fetched.has(f));
+  const bytes = fetched.reduce((n, f) => n + tally.fetched.get(f)!, 0);
+  return { files: files.length, skipped: files.length - fetched.length, fetched: fetched.length, bytes, ms: Date.now() - tally.startMs, attempts: tally.attempts };
+}
+
+/** Total size of the files `names` in `dir` (files already in place). */
+async function sizeOf(dir: string, names: Iterable<string>): Promise<number> {
+  let n = 0;
+  for (const name of names) n += (await stat(join(dir, name))).size;
+  return n;
 }
 
 /**
@@ -120,6 +156,7 @@ export async function fetchWorker(ctx: SyncContext, index: number, names: string
       });
       await s.commit(name !== "CURRENT");
       sink = null;
+      ctx.tally.fetched.set(name, size);
       total += size;
       st.filesDone++;
       out.event("file-done", { name, bytes: size, worker: index });

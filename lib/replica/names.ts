@@ -25,11 +25,23 @@ export class SyncError extends Error {
 }
 
 /**
+ * Codes of failures a retry cannot fix: the master refused our password (AUTH), needs one we did
+ * not give (NOAUTH), or serves another database (DB_NAME). A run that meets one ends at once.
+ */
+export const UNRECOVERABLE: ReadonlySet<string> = new Set(["AUTH", "NOAUTH", "DB_NAME"]);
+
+/** The master's `-` line (without the '-') refusing `what`: NOAUTH gets its own code and the fix. */
+export function masterRefusal(what: string, text: string): SyncError {
+  if (/^NOAUTH\b/.test(text)) return new SyncError("NOAUTH", `master refused ${what}: ${text} (the master needs a password: set --masterauth or KVR_MASTERAUTH)`);
+  return new SyncError("MASTER_ERROR", `master refused ${what}: ${text}`);
+}
+
+/**
  * Parse the `_fetch_meta` reply line (already decoded as UTF-8) into file names. A leading '-' is
  * the master's refusal. Every name is checked; duplicates are refused.
  */
 export function parseMetaLine(line: string): string[] {
-  if (line.startsWith("-")) throw new SyncError("MASTER_ERROR", `master refused _fetch_meta: ${line.slice(1)}`);
+  if (line.startsWith("-")) throw masterRefusal("_fetch_meta", line.slice(1));
   if (line.length === 0) throw new SyncError("PROTOCOL", "master sent an empty file list for _fetch_meta");
   const names = line.split(",");
   const seen = new Set<string>();
@@ -44,7 +56,7 @@ export function parseMetaLine(line: string): string[] {
 
 /** Parse a `_fetch_file` size line for `name`; a '-' line is the master's refusal. */
 export function parseSizeLine(line: string, name: string, maxFileSize: number): number {
-  if (line.startsWith("-")) throw new SyncError("MASTER_ERROR", `master refused to send ${name}: ${line.slice(1)}`);
+  if (line.startsWith("-")) throw masterRefusal(`to send ${name}`, line.slice(1));
   if (!/^\d{1,20}$/.test(line)) {
     throw new SyncError("PROTOCOL", `master sent a size line for ${name} that is not a decimal: ${JSON.stringify(line.slice(0, 40))}`);
   }

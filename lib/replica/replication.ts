@@ -15,12 +15,14 @@
  * The last applied sequence is always derived from the target directory (the checkpoint plus
  * kvr-stream.log), so it survives reconnects and restarts of the replica alike.
  * Restart later = back to connecting after a backoff; a stream that made progress resets it.
+ * Give up = state error and the run ends: after --max-retries retries, or at once when the
+ * failure cannot fix itself (AUTH refused, NOAUTH, another db name: names.ts UNRECOVERABLE).
  */
 import { connect, type Conn } from "../net/index.ts";
 import type { Output } from "../ui/output.ts";
 import { checkpointNextSeq } from "./files.ts";
-import { fullSync, type SyncSummary } from "./fullsync.ts";
-import { located, retryDelayMs, SyncError } from "./names.ts";
+import { fullSync, SyncTally, type SyncSummary } from "./fullsync.ts";
+import { located, retryDelayMs, SyncError, UNRECOVERABLE } from "./names.ts";
 import { sleep } from "../ui/time.ts";
 import type { HostPort, Status } from "./status.ts";
 import { checkDbName, followStream, replconf, sendAuth, sendPsync } from "./steps.ts";
@@ -37,7 +39,10 @@ export interface RunConfig {
   maxFileSize: number;
   workers: number | null;
   retryDelayMs: number;
-  /** Failed attempts tolerated before giving up (null = never give up). */
+  /**
+   * Retries after a failed attempt before giving up: n allows n + 1 attempts (null = never give
+   * up). Failures a retry cannot fix (UNRECOVERABLE) end the run at once whatever it is.
+   */
   maxRetries: number | null;
   /** Our admin port, announced with replconf listening-port. */
   listeningPort: number;
@@ -59,6 +64,8 @@ export class ReplicationRun {
   private ended = false;
   /** Set when the current attempt's stream delivered something (its failure then resets the backoff). */
   private progressed = false;
+  /** This run's progress towards its next completed full sync, across attempts. */
+  private tally = new SyncTally();
 
   constructor(
     readonly master: HostPort,
@@ -106,7 +113,9 @@ export class ReplicationRun {
       const onStop = () => attempt.abort();
       signal.addEventListener("abort", onStop, { once: true });
       try {
+        this.tally.begin();
         const summary = await this.attempt(attempt);
+        this.tally = new SyncTally();
         this.onSynced(summary);
         if (cfg.follow === false) return { kind: "synced", summary };
         // Restore: the new checkpoint's sequence is where PSYNC continues, on a fresh connection.
@@ -119,13 +128,17 @@ export class ReplicationRun {
         failures = 0;
       } catch (e) {
         if (signal.aborted) break;
-        if (this.progressed) failures = 0;
+        if (this.progressed) {
+          failures = 0;
+          this.tally = new SyncTally();
+        }
         this.progressed = false;
         failures++;
         const err = e instanceof SyncError ? e : located(e, "replication");
         st.lastError = err.message;
         out.warn(`attempt ${failures} failed: ${err.code}: ${err.message}`);
-        if (cfg.maxRetries !== null && failures > cfg.maxRetries) {
+        if (UNRECOVERABLE.has(err.code) || (cfg.maxRetries !== null && failures > cfg.maxRetries)) {
+          if (UNRECOVERABLE.has(err.code)) out.warn(`${err.code}: a retry cannot fix this; the run ends`);
           st.setState("error");
           return { kind: "failed", error: err };
         }
@@ -275,6 +288,7 @@ export class ReplicationRun {
       signal,
       abortAttempt: () => attempt.abort(),
       open,
+      tally: this.tally,
     });
     // The restored checkpoint's sequence is what a following PSYNC continues from.
     const next = await checkpointNextSeq(cfg.dir);

@@ -31,10 +31,17 @@ export class Status {
   master: HostPort | null = null;
   filesDone = 0;
   filesTotal = 0;
-  /** Bytes written this full sync (fetched files only). */
+  /** Bytes of this full sync in place: files already present (skipped) plus bytes received. */
   bytesDone = 0;
-  /** Sum of the sizes the master announced so far this full sync. */
+  /**
+   * Size of this full sync's checkpoint as known so far: files already present plus every size
+   * the master announced for the files fetched. Each worker learns a file's size only when it
+   * reaches that file, so this grows during the fetch and equals the checkpoint's size (the sum
+   * of the master's announced sizes) once every file has been announced.
+   */
   bytesTotal = 0;
+  /** Bytes of the files already present when this full sync started (skipped). */
+  bytesSkipped = 0;
   currentFile = "";
   attempt = 0;
   lastError = "";
@@ -66,6 +73,7 @@ export class Status {
     this.filesTotal = 0;
     this.bytesDone = 0;
     this.bytesTotal = 0;
+    this.bytesSkipped = 0;
     this.currentFile = "";
     this.syncStartMs = Date.now();
   }
@@ -78,7 +86,8 @@ export class Status {
 /** A throttled progress line on a TTY: files, bytes, rate, ETA, current file. */
 export function progressLine(s: Status): string {
   const secs = Math.max(0.001, (Date.now() - s.syncStartMs) / 1000);
-  const rate = s.bytesDone / secs;
+  // Rate and ETA from what this sync received, not from the files it skipped.
+  const rate = (s.bytesDone - s.bytesSkipped) / secs;
   const left = s.filesTotal - s.filesDone;
   const avg = s.filesDone > 0 && s.bytesDone > 0 ? s.bytesDone / Math.max(1, s.filesDone) : 0;
   const eta = rate > 0 && avg > 0 ? formatMs(((left * avg) / rate) * 1000) : "?";

@@ -6,19 +6,21 @@
 import type { Conn } from "../net/index.ts";
 import { call, encodeCommand, isOk, replyText, RespDecoder, RespError } from "../resp/index.ts";
 import type { RespValue } from "../resp/index.ts";
-import { SyncError } from "./names.ts";
+import { masterRefusal, SyncError } from "./names.ts";
 
-/** Step 1: `AUTH <pw>` must answer +OK. */
+/** Step 1: `AUTH <pw>` must answer +OK; a refusal (other than -LOADING) cannot fix itself. */
 export async function sendAuth(conn: Conn, password: string): Promise<void> {
   const r = await call(conn, ["AUTH", password]);
-  if (!isOk(r)) throw new SyncError("AUTH", `master refused AUTH: ${replyText(r)} (check --masterauth / KVR_MASTERAUTH)`);
+  if (isOk(r)) return;
+  if (r instanceof RespError && r.prefix === "LOADING") throw new SyncError("LOADING", `master is loading: ${r.message}; retrying later`);
+  throw new SyncError("AUTH", `master refused AUTH: ${replyText(r)} (check --masterauth / KVR_MASTERAUTH)`);
 }
 
 /** Step 2: `_db_name` answers a bare line that must equal our db name. */
 export async function checkDbName(conn: Conn, expected: string): Promise<void> {
   await conn.write(encodeCommand(["_db_name"]));
   const line = Buffer.from(await conn.readLine(4096), "latin1").toString("utf8");
-  if (line.startsWith("-")) throw new SyncError("MASTER_ERROR", `master refused _db_name: ${line.slice(1)}`);
+  if (line.startsWith("-")) throw masterRefusal("_db_name", line.slice(1));
   if (line !== expected) {
     throw new SyncError("DB_NAME", `Mismatched the db name, local: ${expected}, remote: ${line} (set --db-name to the master's name)`);
   }

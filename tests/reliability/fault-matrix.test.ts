@@ -68,9 +68,11 @@ const KINDS: Record<string, (phase: Phase) => string> = {
   "blackhole-accept": () => "blackhole-accept",
 };
 
-type Outcome = { ok: true; why: string } | { ok: false; codes: string[]; why: string };
+type Outcome = { ok: true; why: string } | { ok: false; codes: string[]; why: string; ends?: boolean };
 const ok = (why: string): Outcome => ({ ok: true, why });
 const fail = (why: string, ...codes: string[]): Outcome => ({ ok: false, codes, why });
+/** A failure a retry cannot fix: the run ends at once (exit 1), nothing is written. */
+const ends = (why: string, code: string): Outcome => ({ ok: false, codes: [code], why, ends: true });
 
 /** What must happen for `kind` in `phase`. */
 function expected(kind: string, phase: Phase): Outcome {
@@ -88,7 +90,7 @@ function expected(kind: string, phase: Phase): Outcome {
     case "bandwidth":
       return ok("gaps stay under the read deadline");
     case "error":
-      if (p === "AUTH") return fail("AUTH refused", "AUTH");
+      if (p === "AUTH") return ends("AUTH refused", "AUTH");
       // Untriggered ("at once"): AUTH is spared, the first command after it gets the error.
       if (p === "connect") return fail("a '-' line from the master after AUTH", "MASTER_ERROR");
       if (p === "replconf") return ok("a replconf error is ignored (old masters lack replconf)");
@@ -114,7 +116,7 @@ afterAll(async () => {
   for (const c of cleanups) c();
 });
 
-const tally = { cases: 0, failing: 0, ok: 0, settled: 0 };
+const tally = { cases: 0, failing: 0, ends: 0, ok: 0, settled: 0 };
 
 async function runCase(kind: string, phase: Phase): Promise<void> {
   const want = expected(kind, phase);
@@ -168,6 +170,11 @@ async function runCase(kind: string, phase: Phase): Promise<void> {
         expect(retries()).toEqual([]);
         expect(ev.filter((e) => e.event === "connect").length).toBe(1);
       }
+    } else if (want.ends) {
+      expect(await within(replica.kvr.exited, 10_000, () => diag(master, replica))).toBe(1);
+      expect(retries()).toEqual([]);
+      expect(replica.kvr.stderr()).toContain(`attempt 1 failed: ${want.codes[0]}:`);
+      expect(diffDir(d.path, [], own)).toEqual([]);
     } else {
       const r = await replica.kvr.waitEvent((e) => e.event === "retry", 10_000);
       expect({ kind, phase: phase.name, code: want.codes.includes(String(r.code)) ? "as expected" : r.code }).toEqual({ kind, phase: phase.name, code: "as expected" });
@@ -185,7 +192,7 @@ async function runCase(kind: string, phase: Phase): Promise<void> {
       }
     }
     if (follows) expect(await replica.stop()).toBe(0);
-    if (!stream) expect(ev.some((e) => e.event === "done")).toBe(true);
+    if (!stream && !(!want.ok && want.ends)) expect(ev.some((e) => e.event === "done")).toBe(true);
   } finally {
     await watcher.stop();
     await Promise.all([replica.stop("SIGKILL"), master.stop("SIGKILL")]);
@@ -193,9 +200,10 @@ async function runCase(kind: string, phase: Phase): Promise<void> {
   // Sampling slows down when the machine is loaded; the point is that it looked during the run.
   expect(watcher.samples).toBeGreaterThanOrEqual(2);
   expect(watcher.violations).toEqual([]);
-  expect(diffDir(d.path, final, own)).toEqual([]);
+  if (want.ok || !want.ends) expect(diffDir(d.path, final, own)).toEqual([]);
   tally.cases++;
   if (want.ok) tally.ok++;
+  else if (want.ends) tally.ends++;
   else tally.failing++;
 }
 
@@ -219,12 +227,16 @@ const ALL: Array<[string, Phase]> = Object.keys(KINDS).flatMap((k) => PHASES.map
 
 for (const [kind, phase] of ALL) {
   const want = expected(kind, phase);
-  const what = want.ok ? `succeeds on the first attempt (${want.why})` : `${want.codes.join("|")} (${want.why}), retried; cleared → identical`;
+  const what = want.ok
+    ? `succeeds on the first attempt (${want.why})`
+    : want.ends
+      ? `${want.codes[0]} (${want.why}): the run ends at once, exit 1, nothing written`
+      : `${want.codes.join("|")} (${want.why}), retried; cleared → identical`;
   test.concurrent(`${kind} × ${phase.name}: ${what}`, () => run(() => runCase(kind, phase)).finally(() => tally.settled++), 90_000);
 }
 
 test(`fault matrix summary: ${Object.keys(KINDS).length} kinds × ${PHASES.length} phases = ${ALL.length} cases`, async () => {
   await until(() => tally.settled === ALL.length, 120_000, "every case", 100).catch(() => {});
-  console.log(`fault matrix: ${tally.cases}/${ALL.length} cases passed (${tally.failing} fail-then-recover, ${tally.ok} succeed on the first attempt)`);
+  console.log(`fault matrix: ${tally.cases}/${ALL.length} cases passed (${tally.failing} fail-then-recover, ${tally.ends} end at once, ${tally.ok} succeed on the first attempt)`);
   expect(tally.cases).toBe(ALL.length);
 }, 130_000);

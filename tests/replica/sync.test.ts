@@ -60,7 +60,8 @@ test("resume: master SIGKILLed mid-sync and restarted → completed files skippe
   const m1 = await startMaster(["--generate", spec, "--rate", "0.5"]);
   defer(() => m1.stop("SIGKILL"));
   const dir = temp();
-  const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m1.port}`, "--once", "--retry-delay", "100ms", "--read-timeout", "1s"]);
+  // The master is down for a while: more retries than --once's default 5.
+  const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m1.port}`, "--once", "--max-retries", "50", "--retry-delay", "100ms", "--read-timeout", "1s"]);
   defer(() => r.stop());
   await r.kvr.waitEvent((e) => e.event === "file-done" && r.kvr.events.filter((x) => x.event === "file-done").length >= 6, 15_000);
   await m1.stop("SIGKILL");
@@ -76,8 +77,40 @@ test("resume: master SIGKILLed mid-sync and restarted → completed files skippe
   const skips = r.kvr.events.filter((e) => e.event === "skip").map((e) => e.count as number);
   expect(skips[0]).toBe(0);
   expect(skips[skips.length - 1]).toBe(doneBefore);
-  expect(r.kvr.events.find((e) => "rate" in e)).toMatchObject({ files: 27, skipped: doneBefore, fetched: 27 - doneBefore });
+  // Per-run totals: the files the failed attempt completed were fetched by this run, not skipped.
+  const total = expected(spec).reduce((n, f) => n + f.data.length, 0);
+  const summary = r.kvr.events.find((e) => "rate" in e)!;
+  expect(summary).toMatchObject({ files: 27, skipped: 0, fetched: 27, bytes: total });
+  expect(summary.attempts as number).toBeGreaterThanOrEqual(2);
   expect(diffDir(dir, expected(spec))).toEqual([]);
+}, 30_000);
+
+test("a sync resumed after a failed attempt: kvr_bytes_total is the sum of the master's announced sizes; the --once summary counts the run", async () => {
+  const spec = "8x64KiB";
+  // The first fetch connection is closed (FIN) after 3 whole files: the next attempt skips them.
+  const m = await startMaster(["--generate", spec, "--fault", "close:after-files=3,once"]);
+  defer(() => m.stop());
+  const total = expected(spec).reduce((n, f) => n + f.data.length, 0);
+  const announced = (events: Array<Record<string, unknown>>) => {
+    const size = new Map<string, number>();
+    for (const e of events) if (e.event === "file-done") size.set(String(e.name), Number(e.bytes));
+    return [...size.values()].reduce((a, b) => a + b, 0);
+  };
+
+  const r = await startReplica(["--dir", temp(), "--master", `127.0.0.1:${m.port}`, "--retry-delay", "10ms"]);
+  defer(() => r.stop());
+  await r.kvr.waitEvent((e) => e.event === "state" && e.state === "connected", 15_000);
+  expect(r.kvr.events.filter((e) => e.event === "skip").map((e) => e.count)).toEqual([0, 3]);
+  expect(announced(r.kvr.events)).toBe(total);
+  expect(await info(r.port)).toMatchObject({ kvr_bytes_total: String(total), kvr_bytes_done: String(total), kvr_files_done: "11", kvr_files_total: "11" });
+  expect(r.kvr.events.find((e) => e.event === "done")).toMatchObject({ files: 11, skipped: 0, fetched: 11, bytes: total, attempts: 2 });
+
+  await m.cmd(["KVR", "FAULT", "CLEAR"]);
+  await m.cmd(["KVR", "FAULT", "ADD", "close:after-files=3,once"]);
+  const once = await startReplica(["--dir", temp(), "--master", `127.0.0.1:${m.port}`, "--once", "--retry-delay", "10ms"]);
+  defer(() => once.stop());
+  expect(await once.kvr.exited).toBe(0);
+  expect(once.kvr.events.find((e) => "rate" in e)).toMatchObject({ ok: true, files: 11, skipped: 0, fetched: 11, bytes: total, attempts: 2 });
 }, 30_000);
 
 test("master stalls mid-file: the 1 s read deadline fires within [0.8, 2.5] s, retried; cleared → completes", async () => {
