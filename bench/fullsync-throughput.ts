@@ -84,7 +84,7 @@ export async function bench(ctx: BenchContext): Promise<Row[]> {
       ratio,
       goal: GOAL,
       met: ratio >= 0.9,
-      note: `${files} files, ${(bytes / MiB).toFixed(0)} MiB (--generate ${spec} written to disk, served with --dir), medians of ${rounds} interleaved rounds, ratio = median of per-round ratios (min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}); kvr figure from the replica's own sync time (meta → last fsync); raw receive + async write at once (no protocol, one connection): ${mbps(combined)}, kvr = ${(kvrRate / combined).toFixed(2)} × that`,
+      note: `${files} files, ${(bytes / MiB).toFixed(0)} MiB (--generate ${spec} written to disk, served with --dir), medians of ${rounds} interleaved rounds, ratio = median of per-round ratios (min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}); kvr figure from the replica's own sync time (first connect → last fsync); raw receive + async write at once (no protocol, one connection): ${mbps(combined)}, kvr = ${(kvrRate / combined).toFixed(2)} × that`,
       details: {
         bytes,
         ratios: ratios.map((r) => Math.round(r * 100) / 100),

@@ -135,7 +135,7 @@ export async function startReplica(bin: string, args: string[]): Promise<Replica
 export interface OnceResult {
   ok: boolean;
   bytes: number;
-  /** The replica's own full-sync time (meta → last fsync + rename). */
+  /** The replica's own full-sync time (its run's first connect → last fsync + rename; one attempt here). */
   syncMs: number;
   /** Spawn → exit, as seen from here. */
   wallMs: number;
