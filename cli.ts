@@ -151,6 +151,9 @@ cli
   .option("--give-up <duration>", "Stop waiting for a hung SETNODES after this", { default: "30s" })
   .option("--replica <host:port>", "Drill this running node (Kvrocks in cluster mode) instead of a kvr replica")
   .option("--auth <pw>", "Password of the node under test (or env KVR_AUTH)")
+  .option("--masters-auth <pw>", "Password masters A and B require: the node's masterauth (or env KVR_MASTERS_AUTH; default: --auth, as a cluster shares one password; '' for none)")
+  .option("--a-psync <mode>", "refuse: master A refuses every PSYNC, so the node always full-syncs from it | accept: A takes a PSYNC inside its window like a Kvrocks master (a node holding A's data then streams: the drill stops, exit 4)", { default: "refuse" })
+  .option("--keep", "Leave a --replica node as the drill left it (default: put its topology back at the end, as a new version)")
   .option("--advertise-host <host>", "Address the node under test reaches the masters at", { default: "127.0.0.1" })
   .option("--files <n>", "Generated checkpoint: number of files", { default: "64" })
   .option("--file-size <size>", "Generated checkpoint: size of each file", { default: "2MiB" })
@@ -160,7 +163,13 @@ cli
   .example("  kvr drill")
   .example("  kvr drill --cut netns --repeat 5 --json")
   .example("  KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1")
-  .example("\nExit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open), 2 usage, 4 the drill could not run")
+  .example(
+    "\nA --replica node's topology is read before the drill and put back at the end of every run, pass or fail\n" +
+      "  (CLUSTERX SETNODES with the version after the drill's last); --keep leaves it as the drill left it.\n" +
+      "Exit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open), 2 usage, 4 the drill\n" +
+      "  could not run (the node unreachable or not in cluster mode, its AUTH to A refused, no connection from it\n" +
+      "  to A, a PSYNC into A's stream instead of a full sync)",
+  )
   .action(action("drill"));
 
 cli.help((sections) =>

@@ -10,7 +10,7 @@ import { Cleanup } from "./cleanup.ts";
 import { DrillError } from "./errors.ts";
 import { checkNetnsSupport } from "./netns.ts";
 import { parseDrillOptions, type DrillConfig } from "./options.ts";
-import { latencyStats, phaseLine, printRun, printStats, resultObject } from "./report.ts";
+import { latencyStats, phaseLine, printRun, printStats, resultObject, verdictLine } from "./report.ts";
 import { runOnce, type RunResult } from "./scenario.ts";
 
 /** Run `kvr drill` with cac options; returns the exit code. */
@@ -78,7 +78,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
   const stats = latencyStats(runs);
   if (stats && cfg.repeat > 1) printStats(out, stats, runs);
   const code = pass ? EXIT.OK : EXIT.FAIL;
-  out.print(pass ? out.c.bold(out.c.green("PASS")) : out.c.bold(out.c.red("FAIL")));
+  out.print(verdictLine(out, runs, pass));
   out.result(resultObject(cfg, runs, pass ? "PASS" : "FAIL", code, null));
   return code;
 }

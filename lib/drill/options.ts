@@ -5,6 +5,7 @@ import type { NodeAddr } from "./node.ts";
 export type CutMode = "stall" | "netns";
 export type SwitchTo = "replica" | "master";
 export type NewMaster = "kvr" | "blackhole";
+export type APsync = "refuse" | "accept";
 
 export interface DrillConfig {
   cut: CutMode;
@@ -16,7 +17,14 @@ export interface DrillConfig {
   giveUpMs: number;
   /** A running node to drill; null = start a kvr replica. */
   replica: NodeAddr | null;
+  /** The node's password (requirepass) for the drill's own connections to it. */
   auth: string | undefined;
+  /** The password masters A and B require: what the node sends as its masterauth. */
+  mastersAuth: string | undefined;
+  /** Master A's answer to the node's PSYNC: refuse (always a full sync) or accept (as Kvrocks). */
+  aPsync: APsync;
+  /** Leave a --replica node as the drill left it instead of putting its topology back. */
+  keep: boolean;
   advertiseHost: string;
   files: number;
   fileSize: number;
@@ -73,6 +81,9 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
   if (giveUpMs < budgetMs) throw new UsageError(`--give-up (${giveUpMs} ms) must be at least --budget (${budgetMs} ms)`);
   const replicaRaw = single("replica", o.replica);
   const auth = o.auth !== undefined ? String(single("auth", o.auth)) : process.env.KVR_AUTH || undefined;
+  // Clusters normally share one password: the node's masterauth is its requirepass unless told.
+  const mastersRaw = o.mastersAuth !== undefined ? String(single("masters-auth", o.mastersAuth)) : process.env.KVR_MASTERS_AUTH || undefined;
+  const mastersAuth = mastersRaw === undefined ? auth : mastersRaw || undefined;
   const cut = oneOf("cut", g("cut", "cut", "stall"), ["stall", "netns"] as const);
   const replica = replicaRaw === undefined ? null : parseHostPort("replica", replicaRaw);
   const advertiseHost = g("advertiseHost", "advertise-host", "127.0.0.1").trim();
@@ -90,6 +101,9 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
     giveUpMs,
     replica,
     auth,
+    mastersAuth,
+    aPsync: oneOf("a-psync", g("aPsync", "a-psync", "refuse"), ["refuse", "accept"] as const),
+    keep: !!o.keep,
     advertiseHost,
     files,
     fileSize,

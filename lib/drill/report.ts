@@ -41,7 +41,7 @@ export function printRun(out: Output, cfg: DrillConfig, r: RunResult): void {
   out.print(`  bytes at cut:     ${formatBytes(r.cut.bytesSent)} of ${formatBytes(r.cut.totalBytes)} (${Math.round(r.cut.fraction * 100)}%) — ${r.cut.method}`);
   if (r.setnodes.reply !== null || r.setnodes.hung) {
     const lat = r.setnodes.hung ? c.red(`no reply within ${formatMs(cfg.giveUpMs)} (hung)`) : `${formatMs(r.setnodes.ms)} → ${r.setnodes.reply}`;
-    out.print(`  SETNODES v${r.versions.v2}:    ${lat} (budget ${formatMs(cfg.budgetMs)})`);
+    out.print(`  ${`SETNODES v${r.versions.v2}:`.padEnd(18)}${lat} (budget ${formatMs(cfg.budgetMs)})`);
     out.print(`  longest PING gap: ${formatMs(r.ping.longestGapMs)} (${r.ping.answered}/${r.ping.sent} answered, every 100 ms)`);
   }
   if (r.recovery) {
@@ -53,8 +53,26 @@ export function printRun(out: Output, cfg: DrillConfig, r: RunResult): void {
   if (r.fetchConnections.method !== "unchecked" || r.fetchConnections.open !== null) {
     out.print(`  fetch conns to A: ${r.fetchConnections.open ?? "?"} open (${r.fetchConnections.detail})`);
   }
-  const v = r.verdict === "PASS" ? c.bold(c.green("PASS")) : c.bold(c.red("FAIL"));
-  out.print(`  verdict:          ${v}${r.reasons.length ? ` — ${r.reasons.join("; ")}` : ""}`);
+  if (r.restore) out.print(`  node topology:    ${r.restore.status === "failed" ? c.yellow(r.restore.detail) : r.restore.detail}`);
+  // A single run's verdict is the drill's last line (verdictLine); --repeat gives each run its own.
+  if (cfg.repeat > 1) {
+    const v = r.verdict === "PASS" ? c.bold(c.green("PASS")) : c.bold(c.red("FAIL"));
+    out.print(`  verdict:          ${v}${r.reasons.length ? ` — ${r.reasons.join("; ")}` : ""}`);
+  }
+}
+
+/** The drill's last line: PASS, or FAIL with why (a single run's reasons; with --repeat, which runs failed). */
+export function verdictLine(out: Output, runs: RunResult[], pass: boolean): string {
+  const c = out.c;
+  if (pass) return c.bold(c.green("PASS"));
+  const why =
+    runs.length === 1
+      ? runs[0].reasons.join("; ")
+      : `${runs.filter((r) => r.verdict === "FAIL").length} of ${runs.length} runs failed (${runs
+          .filter((r) => r.verdict === "FAIL")
+          .map((r) => `run ${r.run}`)
+          .join(", ")})`;
+  return c.bold(c.red("FAIL")) + (why ? ` — ${why}` : "");
 }
 
 /** The human summary of --repeat. */
@@ -83,6 +101,11 @@ export function resultObject(cfg: DrillConfig, runs: RunResult[], verdict: "PASS
       budgetMs: cfg.budgetMs,
       giveUpMs: cfg.giveUpMs,
       replica: cfg.replica ? `${cfg.replica.host}:${cfg.replica.port}` : "kvr",
+      // Whether a password is used, never the password.
+      auth: cfg.auth !== undefined,
+      mastersAuth: cfg.mastersAuth !== undefined,
+      aPsync: cfg.aPsync,
+      keep: cfg.keep,
       advertiseHost: cfg.advertiseHost,
       files: cfg.files,
       fileSize: cfg.fileSize,
@@ -99,6 +122,7 @@ export function resultObject(cfg: DrillConfig, runs: RunResult[], verdict: "PASS
       : null,
     infoBefore: last?.infoBefore ?? null,
     infoAfter: last?.infoAfter ?? null,
+    restore: last?.restore ?? null,
     reasons: runs.flatMap((r) => r.reasons.map((x) => (runs.length > 1 ? `run ${r.run}: ${x}` : x))),
     runs,
   };

@@ -1,33 +1,27 @@
 /**
- * One drill run, as named phases: start masters A and B, bring up the replica under test, make it
- * a slave of A (SETNODEID + SETNODES), wait until A has served --cut-at of its bytes, cut A, send
- * SETNODES moving the replica away while PINGing it, verify, verdict. A hung SETNODES is cut at
- * --give-up; the cut is then released (A stopped) and the time the node took to answer again is
- * measured. Everything started is registered with the Cleanup.
+ * The drill's scenario (the Kvrocks fetch hang), one run as named phases: start masters A and B,
+ * bring up the node under test, make it a slave of A (topology-v<N>), wait until A has served
+ * --cut-at of its bytes, cut A, send SETNODES moving the node away while PINGing it
+ * (setnodes-v<N+1>), verify, and — for a --replica node — put its topology back (restore, the
+ * final phase, pass or fail). A hung SETNODES is cut at --give-up; the cut is then released (A
+ * stopped) and the time the node took to answer again is measured. Everything started is
+ * registered with the run's Cleanup.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { formatNodes, type ClusterNode, type Topology } from "../cluster/index.ts";
-import { isNetError, listenNoAccept, type Conn } from "../net/index.ts";
-import { replyText, RespError, SimpleString } from "../resp/index.ts";
+import { formatNodes } from "../cluster/index.ts";
+import { isNetError, type Conn } from "../net/index.ts";
+import { replyText, SimpleString } from "../resp/index.ts";
 import { formatBytes, formatMs } from "../ui/units.ts";
-import { spawnSelf, waitListening, type Child } from "./children.ts";
-import type { Cleanup } from "./cleanup.ts";
 import { DrillError } from "./errors.ts";
+import { aInfoBytes, startMasters, waitForBytes, type Masters } from "./masters.ts";
 import { createNetns, type Netns } from "./netns.ts";
-import { addrText, command, info, openNode, type NodeAddr } from "./node.ts";
-import type { DrillConfig } from "./options.ts";
+import { addrText, command, info, type NodeAddr } from "./node.ts";
+import { Phases, type Phase, type RunContext } from "./phases.ts";
 import { abortable, Pinger, type PingStats } from "./pinger.ts";
+import { kept, restoreTopology, type RestoreResult, type SavedTopology } from "./restore.ts";
 import { establishedConns, type TcpConn } from "./sys.ts";
+import { ALL_SLOTS, joinTopology, master, nodeId, openTarget, slave, startTarget, topology, type Target } from "./target.ts";
 
-export interface Phase {
-  name: string;
-  /** Start, ms since the run began. */
-  atMs: number;
-  ms: number;
-  detail: string;
-}
+export type { Phase, RunContext } from "./phases.ts";
 
 export interface FetchCheck {
   /** How it was checked: ss on A's port (A's side), ss towards A (the replica's side), INFO, or not at all. */
@@ -56,16 +50,8 @@ export interface RunResult {
   recovery: { releasedAfterMs: number; answeredAfterMs: number | null } | null;
   infoBefore: Record<string, string> | null;
   infoAfter: Record<string, string> | null;
-}
-
-export interface RunContext {
-  cfg: DrillConfig;
-  run: number;
-  cleanup: Cleanup;
-  signal: AbortSignal;
-  log: (msg: string) => void;
-  /** Called as each phase ends (live human/--json progress). */
-  onPhase: (p: Phase) => void;
+  /** A --replica node's topology put back (or kept, --keep); null for a kvr replica the drill started. */
+  restore: RestoreResult | null;
 }
 
 /**
@@ -74,160 +60,106 @@ export interface RunContext {
  */
 const SETTLE_MS = 500;
 
-const ALL_SLOTS: Array<[number, number]> = [[0, 16383]];
-
-/** A random 40-character hex node id. */
-export function nodeId(): string {
-  return Buffer.from(crypto.getRandomValues(new Uint8Array(20))).toString("hex");
-}
-
 const num = (v: string | undefined): number | null => (v !== undefined && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : null);
+const pct = (a: number, b: number) => `${b > 0 ? Math.round((a / b) * 100) : 0}%`;
+
+/** A --replica node the run is about to change or has changed: what restore needs. */
+interface Touched {
+  addr: NodeAddr;
+  saved: SavedTopology | null;
+  /** The highest topology version the drill sent. */
+  lastVersion: number;
+}
 
 /** Run the scenario once. Throws DrillError when the drill itself cannot run. */
 export async function runOnce(ctx: RunContext): Promise<RunResult> {
-  const { cfg, cleanup, signal, log } = ctx;
-  const t0 = performance.now();
-  const phases: Phase[] = [];
-  const rel = () => Math.round(performance.now() - t0);
-  async function phase<T>(name: string, fn: () => Promise<T>, detail: (v: T) => string): Promise<T> {
-    const at = performance.now();
-    const v = await abortable(fn(), signal).catch((e) => {
-      if (signal.aborted) throw new DrillError("interrupted");
-      throw e;
-    });
-    const p: Phase = { name, atMs: Math.round(at - t0), ms: Math.round(performance.now() - at), detail: detail(v) };
-    phases.push(p);
-    ctx.onPhase(p);
-    return v;
+  const phases = new Phases(ctx);
+  const touched: { node: Touched | null } = { node: null };
+  let result: Omit<RunResult, "restore"> | undefined;
+  let restore: RestoreResult | null = null;
+  try {
+    result = await fetchHang(ctx, phases, touched);
+  } finally {
+    if (touched.node) restore = await putBack(ctx, phases, touched.node);
   }
+  return { ...result!, restore };
+}
 
-  const open = async (what: string) => {
-    const c = await openNode(rAddr, "the node under test", { auth: cfg.auth, signal });
-    cleanup.add(`closing the ${what} connection`, () => c.destroy());
-    return c;
-  };
+/** The final phase: the node's topology back as it was (or --keep). An interrupt does not skip it. */
+export function putBack(ctx: RunContext, phases: Phases, t: Touched): Promise<RestoreResult> {
+  return phases.final(
+    "restore",
+    async () => (ctx.cfg.keep || !t.saved ? kept(t.lastVersion) : restoreTopology(t.addr, ctx.cfg.auth, t.saved, t.lastVersion)),
+    (r) => r.detail,
+  );
+}
+
+async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touched | null }): Promise<Omit<RunResult, "restore">> {
+  const { cfg, log } = ctx;
   // A node given by address is checked first: unreachable → exit 4 before anything starts.
-  let rAddr: NodeAddr = cfg.replica ?? { host: "127.0.0.1", port: 0 };
-  const early = cfg.replica ? await open("control") : null;
+  const early = cfg.replica ? await openTarget(ctx, cfg.replica, "control") : null;
 
   // ---- network namespace (kernel-level cut) ----
   let ns: Netns | null = null;
   if (cfg.cut === "netns") {
-    ns = await phase(
+    ns = await phases.run(
       "netns",
       async () => {
         const n = await createNetns(ctx.run, log);
-        cleanup.add(`removing namespace ${n.name}`, () => n.remove());
+        ctx.cleanup.add(`removing namespace ${n.name}`, () => n.remove());
         return n;
       },
       (n) => `namespace ${n.name}, veth ${n.hostIf} ${n.hostAddr}/30 ↔ ${n.nsIf} ${n.nsAddr}/30`,
     );
   }
-  const aHost = ns ? ns.nsAddr : cfg.advertiseHost;
   const total = cfg.files * cfg.fileSize;
 
   // ---- masters A and B ----
-  const { a, aAddr, b } = await phase(
+  const m = await phases.run(
     "start-masters",
-    async () => {
-      const startA = async () => {
-        const child = spawnSelf("master A", ["master", "--generate", `${cfg.files}x${cfg.fileSize}`, "--rate", String(cfg.rateMBps), "--bind", aHost, "--port", "0"], {
-          wrap: ns?.wrap,
-        });
-        cleanup.add("stopping master A", () => child.stop());
-        const l = await waitListening(child);
-        return { child, addr: { host: aHost, port: l.port } };
-      };
-      const startB = async (): Promise<{ kind: "kvr" | "blackhole"; addr: NodeAddr }> => {
-        if (cfg.newMaster === "blackhole") {
-          const bh = await listenNoAccept(cfg.advertiseHost, 0).catch((e) => {
-            throw new DrillError(`cannot open the blackhole address for master B on ${cfg.advertiseHost}: ${(e as Error).message}`);
-          });
-          cleanup.add("closing the blackhole listener", () => bh.close());
-          return { kind: "blackhole", addr: { host: cfg.advertiseHost, port: bh.port } };
-        }
-        const child = spawnSelf("master B", ["master", "--generate", "1x64KiB", "--bind", cfg.advertiseHost, "--port", "0"]);
-        cleanup.add("stopping master B", () => child.stop());
-        const l = await waitListening(child);
-        return { kind: "kvr", addr: { host: cfg.advertiseHost, port: l.port } };
-      };
-      const [ra, rb] = await Promise.all([startA(), startB()]);
-      return { a: ra.child, aAddr: ra.addr, b: rb };
-    },
+    () => startMasters(ctx, ns),
     (v) =>
-      `A ${addrText(v.aAddr)} (${cfg.files} files, ${formatBytes(total)}, ${cfg.rateMBps} MB/s), B ${addrText(v.b.addr)} (${v.b.kind === "kvr" ? "kvr master" : "blackhole: never answers"})`,
+      `A ${addrText(v.aAddr)} (${cfg.files} files, ${formatBytes(total)}, ${cfg.rateMBps} MB/s${cfg.aPsync === "accept" ? ", accepts PSYNC" : ""}), ` +
+      `B ${addrText(v.b.addr)} (${v.b.kind === "kvr" ? "kvr master" : "blackhole: never answers"})` +
+      (cfg.mastersAuth ? "; both require --masters-auth" : ""),
   );
+  const { a, aAddr, aConn, b } = m;
 
-  // ---- the replica under test ----
-  const replica = await phase(
-    "start-replica",
-    async () => {
-      if (cfg.replica) return { kind: "external" as const, addr: cfg.replica };
-      const dir = mkdtempSync(join(tmpdir(), "kvr-drill-replica-"));
-      cleanup.add("removing the replica's directory", () => rmSync(dir, { recursive: true, force: true }));
-      const env: Record<string, string> = {};
-      if (cfg.auth) env.KVR_REQUIREPASS = cfg.auth;
-      const child = spawnSelf("replica", ["replica", "--dir", dir, "--bind", "127.0.0.1", "--port", "0", "--read-timeout", `${cfg.readTimeoutMs}ms`], { env });
-      cleanup.add("stopping the replica", () => child.stop());
-      const l = await waitListening(child);
-      return { kind: "kvr" as const, addr: { host: "127.0.0.1", port: l.port }, child };
-    },
-    (r) => (r.kind === "kvr" ? `kvr replica on ${addrText(r.addr)}` : `node under test ${addrText(r.addr)}`),
-  );
-  rAddr = replica.addr;
-  let ctl = early ?? (await open("control"));
+  // ---- the node under test ----
+  const target = await phases.run("start-replica", () => startTarget(ctx), (r) => (r.kind === "kvr" ? `kvr replica on ${addrText(r.addr)}` : `node under test ${addrText(r.addr)}`));
+  const rAddr = target.addr;
+  let ctl = early ?? (await openTarget(ctx, rAddr, "control"));
 
-  // ---- node ids and topology version 1: a slave of A ----
+  // ---- node ids and the first topology: a slave of A ----
   const idA = nodeId();
   const idB = nodeId();
-  const { idR, v1 } = await phase(
-    "topology-v1",
-    async () => {
-      const myid = await command(ctl, ["CLUSTERX", "MYID"], 5000).catch((e) => {
-        throw new DrillError(`the node under test did not answer CLUSTERX MYID: ${(e as Error).message}`);
-      });
-      if (myid instanceof RespError) throw new DrillError(`the node under test refused CLUSTERX (${myid.message}): drill a node in cluster mode`);
-      let id = Buffer.isBuffer(myid) ? myid.toString("utf8") : "";
-      if (id.length !== 40) {
-        id = nodeId();
-        const r = await command(ctl, ["CLUSTERX", "SETNODEID", id], 5000);
-        if (!(r instanceof SimpleString)) throw new DrillError(`the node under test refused CLUSTERX SETNODEID: ${replyText(r)}`);
-      }
-      const ver = await command(ctl, ["CLUSTERX", "VERSION"], 5000);
-      const cur = Buffer.isBuffer(ver) || typeof ver === "number" ? Number(replyText(ver)) : NaN;
-      if (!Number.isInteger(cur)) throw new DrillError(`the node under test answered CLUSTERX VERSION with ${replyText(ver)}`);
-      const v = Math.max(cur + 1, 1);
-      const t = topology([
-        master(idA, aAddr, ALL_SLOTS),
-        slave(id, rAddr, idA),
-        master(idB, b.addr, []),
-      ]);
-      const r = await command(ctl, ["CLUSTERX", "SETNODES", formatNodes(t), String(v)], 10_000).catch((e) => {
-        throw new DrillError(`the node under test did not answer SETNODES version ${v}: ${(e as Error).message}`);
-      });
-      if (!(r instanceof SimpleString)) throw new DrillError(`the node under test rejected SETNODES version ${v}: ${replyText(r)}`);
-      return { idR: id, v1: v };
-    },
-    (v) => `SETNODEID ${v.idR.slice(0, 8)}…, SETNODES version ${v.v1}: slave of A`,
+  const record = target.kind === "external" && !cfg.keep;
+  const joined = await phases.run(
+    (j) => `topology-v${j.version}`,
+    () =>
+      joinTopology(ctl, target, idA, aAddr, { id: idB, addr: b.addr }, record, (saved) => {
+        if (target.kind === "external") touched.node = { addr: rAddr, saved, lastVersion: -1 };
+      }),
+    (j) => `${j.idSet ? "SETNODEID" : "node id"} ${j.nodeId.slice(0, 8)}…, SETNODES version ${j.version}: slave of A`,
   );
+  const { nodeId: idR, version: v1 } = joined;
   const v2 = v1 + 1;
+  if (touched.node) touched.node.lastVersion = v1;
 
   // ---- wait until A has served --cut-at of its bytes ----
-  const aConn = await openNode(aAddr, "master A", { signal }).catch((e) => {
-    throw new DrillError((e as Error).message);
-  });
-  cleanup.add("closing the connection to master A", () => aConn.destroy());
-  const sync = await phase(
+  const sync = await phases.run(
     "sync",
-    () => waitForBytes(aConn, cfg.cutAt, cfg.giveUpMs),
-    (s) => (s.stuck ? `A served ${formatBytes(s.sent)} and then nothing for ${formatMs(cfg.giveUpMs)}` : `A served ${formatBytes(s.sent)} of ${formatBytes(s.total)} (${pct(s.sent, s.total)})`),
+    () => waitForBytes(m, cfg.cutAt, cfg.giveUpMs),
+    (s) =>
+      (s.stuck ? `A served ${formatBytes(s.sent)} and then nothing for ${formatMs(cfg.giveUpMs)}` : `A served ${formatBytes(s.sent)} of ${formatBytes(s.total)} (${pct(s.sent, s.total)})`) +
+      (m.aWatch.refusedPsync !== null ? `; the node's PSYNC ${m.aWatch.refusedPsync} was refused: a full sync` : ""),
   );
   const infoBefore = await info(ctl, "replication", 5000, "the node under test").catch(() => null);
   const base = {
     run: ctx.run,
     masterA: { host: aAddr.host, port: aAddr.port, files: cfg.files, bytes: total, rateMBps: cfg.rateMBps, pid: a.pid },
     masterB: { kind: b.kind, host: b.addr.host, port: b.addr.port },
-    replica: { kind: replica.kind, host: rAddr.host, port: rAddr.port, nodeId: idR },
+    replica: { kind: target.kind, host: rAddr.host, port: rAddr.port, nodeId: idR },
     versions: { v1, v2 },
   };
   if (sync.stuck) {
@@ -236,7 +168,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
       ...base,
       verdict: "FAIL",
       reasons: [`the replica did not fetch from A: ${formatBytes(sync.sent)} served, then nothing for ${formatMs(cfg.giveUpMs)} (replica: ${observed})`],
-      phases,
+      phases: phases.list,
       cut: { mode: cfg.cut, method: "none", bytesSent: sync.sent, totalBytes: sync.total, fraction: sync.sent / Math.max(1, sync.total), netns: ns?.name ?? null },
       setnodes: { ms: 0, reply: null, hung: false, withinBudget: false },
       ping: { sent: 0, answered: 0, longestGapMs: 0, slowestMs: 0 },
@@ -248,83 +180,27 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
     };
   }
 
-  const pingConn = await open("PING");
+  const pingConn = await openTarget(ctx, rAddr, "PING");
+  const cut = await phases.run("cut", () => cutA(m, ns, sync), (c) => `${c.method}; A had served ${formatBytes(c.sent)} of ${formatBytes(c.total)} (${pct(c.sent, c.total)}); ${SETTLE_MS} ms for data in flight to drain`);
 
-  // ---- cut A ----
-  const cut = await phase(
-    "cut",
-    async () => {
-      const last = await aInfoBytes(aConn).catch(() => null);
-      const cutAt = performance.now();
-      const sent = last?.sent ?? sync.sent;
-      const total = last?.total ?? sync.total;
-      let method: string;
-      if (ns) {
-        aConn.destroy();
-        await ns.cut();
-        method = `link ${ns.nsIf} down inside ${ns.name}`;
-      } else {
-        // A stall applies to every live connection, this one included: +OK or silence both
-        // mean it is in force. An error (or a closed connection) falls back to SIGUSR1.
-        const r = await command(aConn, ["KVR", "FAULT", "ADD", "stall"], SETTLE_MS).then(
-          (v) => v,
-          (e) => (isNetError(e, "READ_TIMEOUT") ? "silent" : null),
-        );
-        if (r instanceof SimpleString || r === "silent") method = "KVR FAULT ADD stall";
-        else {
-          a.kill("SIGUSR1");
-          method = "SIGUSR1 to A (stall all)";
-        }
-        aConn.destroy();
-      }
-      const left = SETTLE_MS - (performance.now() - cutAt);
-      if (left > 0) await Bun.sleep(left);
-      return { sent, total, method };
-    },
-    (c) => `${c.method}; A had served ${formatBytes(c.sent)} of ${formatBytes(c.total)} (${pct(c.sent, c.total)}); ${SETTLE_MS} ms for data in flight to drain`,
-  );
-
-  // ---- SETNODES version 2, timed, with PING on a second connection (opened before the cut) ----
+  // ---- SETNODES moving the node away, timed, with PING on a second connection (opened before the cut) ----
   const pinger = new Pinger(pingConn);
   const t2 = topology(
     cfg.switchTo === "master"
       ? [master(idR, rAddr, ALL_SLOTS), master(idA, aAddr, []), master(idB, b.addr, [])]
       : [master(idB, b.addr, ALL_SLOTS), slave(idR, rAddr, idB), master(idA, aAddr, [])],
   );
-  const sn = await phase(
-    "setnodes-v2",
-    async () => {
-      const giveUp = new AbortController();
-      const onOuter = () => giveUp.abort();
-      signal.addEventListener("abort", onOuter, { once: true });
-      const timer = setTimeout(() => giveUp.abort(), cfg.giveUpMs);
-      pinger.start();
-      const sent = performance.now();
-      let reply: string | null = null;
-      let hung = false;
-      try {
-        ctl.readMs = 0;
-        const r = await abortable(command(ctl, ["CLUSTERX", "SETNODES", formatNodes(t2), String(v2)], 0), giveUp.signal);
-        reply = replyText(r);
-      } catch (e) {
-        if (signal.aborted) throw new DrillError("interrupted");
-        if (giveUp.signal.aborted) hung = true;
-        else reply = `(connection failed: ${(e as Error).message})`;
-      } finally {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onOuter);
-      }
-      const ms = Math.round((performance.now() - sent) * 10) / 10;
-      if (hung) ctl.destroy();
-      return { ms, reply, hung };
-    },
+  if (touched.node) touched.node.lastVersion = v2;
+  const sn = await phases.run(
+    `setnodes-v${v2}`,
+    () => switchAway(ctx, ctl, pinger, formatNodes(t2), v2),
     (s) => (s.hung ? `no reply within --give-up ${formatMs(cfg.giveUpMs)}: HUNG` : `reply ${s.reply} after ${formatMs(s.ms)}`),
   );
 
   // ---- after a hang: release the cut (stop A) and time the node's first answer ----
   let recovery: RunResult["recovery"] = null;
   if (sn.hung) {
-    recovery = await phase(
+    recovery = await phases.run(
       "release",
       async () => {
         const at = performance.now();
@@ -332,7 +208,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
         a.kill("SIGKILL");
         await a.exited;
         const pong = await pinger.firstAnswerAfter(at, cfg.giveUpMs);
-        return { releasedAfterMs: Math.round(at - t0), answeredAfterMs: pong === null ? null : Math.round(pong - at) };
+        return { releasedAfterMs: phases.since(at), answeredAfterMs: pong === null ? null : Math.round(pong - at) };
       },
       (r) => (r.answeredAfterMs === null ? `A stopped; the node did not answer PING within ${formatMs(cfg.giveUpMs)}` : `A stopped; the node answered PING again after ${formatMs(r.answeredAfterMs)}`),
     );
@@ -341,28 +217,10 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
 
   // ---- verify: role in INFO, fetch connections to A closed ----
   const expected = cfg.switchTo === "master" ? "role:master" : `role:slave master ${addrText(b.addr)}`;
-  const verify = await phase(
+  if (ctl.isClosed) ctl = await openTarget(ctx, rAddr, "verify").catch(() => ctl);
+  const verify = await phases.run(
     "verify",
-    async () => {
-      if (ctl.isClosed) ctl = await open("verify").catch(() => ctl);
-      let infoAfter: Record<string, string> | null = null;
-      let observed = "no INFO";
-      let ok = false;
-      const until = performance.now() + 1000;
-      while (!ctl.isClosed) {
-        infoAfter = await info(ctl, "replication", Math.min(cfg.giveUpMs, 5000), "the node under test").catch(() => null);
-        if (!infoAfter) break;
-        observed = `role:${infoAfter.role ?? "?"}` + (infoAfter.role === "slave" ? ` master ${infoAfter.master_host ?? "?"}:${infoAfter.master_port ?? "?"}` : "");
-        ok =
-          cfg.switchTo === "master"
-            ? infoAfter.role === "master"
-            : infoAfter.role === "slave" && infoAfter.master_host === b.addr.host && num(infoAfter.master_port) === b.addr.port;
-        if (ok || performance.now() > until) break;
-        await Bun.sleep(50);
-      }
-      const fetch = sn.hung ? { method: "unchecked" as const, open: null, detail: "A was stopped to release the hang" } : await checkFetchConns(ns, aAddr, infoAfter);
-      return { infoAfter, observed, ok, fetch };
-    },
+    () => verifyMoved(ctx, ctl, b.addr, sn.hung ? null : { ns, aAddr }),
     (v) => `INFO ${v.observed} (${v.ok ? "as expected" : `expected ${expected}`}); fetch connections to A still open: ${v.fetch.open ?? "unknown"} (${v.fetch.detail})`,
   );
 
@@ -382,7 +240,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
     ...base,
     verdict: reasons.length === 0 ? "PASS" : "FAIL",
     reasons,
-    phases,
+    phases: phases.list,
     cut: { mode: cfg.cut, method: cut.method, bytesSent: cut.sent, totalBytes: cut.total, fraction: Math.round((cut.sent / cut.total) * 1000) / 1000, netns: ns?.name ?? null },
     setnodes: { ms: sn.ms, reply: sn.reply, hung: sn.hung, withinBudget },
     ping,
@@ -394,44 +252,95 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
   };
 }
 
-function topology(nodes: ClusterNode[]): Topology {
-  return { nodes };
+/**
+ * Cut A: with netns the link inside the namespace goes down; with stall A stops sending and
+ * reading on every connection (KVR FAULT ADD stall, or SIGUSR1). Then SETTLE_MS for data in flight.
+ */
+async function cutA(m: Masters, ns: Netns | null, sync: { sent: number; total: number }): Promise<{ sent: number; total: number; method: string }> {
+  const last = await aInfoBytes(m.aConn).catch(() => null);
+  const cutAt = performance.now();
+  const sent = last?.sent ?? sync.sent;
+  const total = last?.total ?? sync.total;
+  let method: string;
+  if (ns) {
+    m.aConn.destroy();
+    await ns.cut();
+    method = `link ${ns.nsIf} down inside ${ns.name}`;
+  } else {
+    // A stall applies to every live connection, this one included: +OK or silence both
+    // mean it is in force. An error (or a closed connection) falls back to SIGUSR1.
+    const r = await command(m.aConn, ["KVR", "FAULT", "ADD", "stall"], SETTLE_MS).then(
+      (v) => v,
+      (e) => (isNetError(e, "READ_TIMEOUT") ? "silent" : null),
+    );
+    if (r instanceof SimpleString || r === "silent") method = "KVR FAULT ADD stall";
+    else {
+      m.a.kill("SIGUSR1");
+      method = "SIGUSR1 to A (stall all)";
+    }
+    m.aConn.destroy();
+  }
+  const left = SETTLE_MS - (performance.now() - cutAt);
+  if (left > 0) await Bun.sleep(left);
+  return { sent, total, method };
 }
-function master(id: string, a: NodeAddr, slots: Array<[number, number]>): ClusterNode {
-  return { id, host: a.host, port: a.port, role: "master", masterId: "-", slots };
-}
-function slave(id: string, a: NodeAddr, masterId: string): ClusterNode {
-  return { id, host: a.host, port: a.port, role: "slave", masterId, slots: [] };
-}
-const pct = (a: number, b: number) => `${b > 0 ? Math.round((a / b) * 100) : 0}%`;
 
-/** A's own count of file bytes sent and its checkpoint size, from its INFO. */
-async function aInfoBytes(conn: Conn): Promise<{ sent: number; total: number }> {
-  const i = await info(conn, null, 3000, "master A");
-  const sent = num(i.kvr_bytes_sent);
-  const total = num(i.kvr_checkpoint_bytes);
-  if (sent === null || total === null) throw new DrillError("master A's INFO has no kvr_bytes_sent / kvr_checkpoint_bytes");
-  return { sent, total };
+/** SETNODES `nodes` `version` on `ctl`, timed, PINGing meanwhile; a reply later than --give-up is a hang. */
+async function switchAway(ctx: RunContext, ctl: Conn, pinger: Pinger, nodes: string, version: number): Promise<{ ms: number; reply: string | null; hung: boolean }> {
+  const { cfg, signal } = ctx;
+  const giveUp = new AbortController();
+  const onOuter = () => giveUp.abort();
+  signal.addEventListener("abort", onOuter, { once: true });
+  const timer = setTimeout(() => giveUp.abort(), cfg.giveUpMs);
+  pinger.start();
+  const sent = performance.now();
+  let reply: string | null = null;
+  let hung = false;
+  try {
+    ctl.readMs = 0;
+    const r = await abortable(command(ctl, ["CLUSTERX", "SETNODES", nodes, String(version)], 0), giveUp.signal);
+    reply = replyText(r);
+  } catch (e) {
+    if (signal.aborted) throw new DrillError("interrupted");
+    if (giveUp.signal.aborted) hung = true;
+    else reply = `(connection failed: ${(e as Error).message})`;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onOuter);
+  }
+  const ms = Math.round((performance.now() - sent) * 10) / 10;
+  if (hung) ctl.destroy();
+  return { ms, reply, hung };
 }
 
 /**
- * Poll A's INFO until it has sent `fraction` of its checkpoint bytes. `stuck` when the count did
- * not grow for `idleMs` (the replica is not fetching).
+ * The node's INFO shows the new role (a master, or a slave of B) within 1 s; and, unless
+ * `fetch` is null (A was stopped after a hang), its fetch connections to A are closed.
  */
-async function waitForBytes(conn: Conn, fraction: number, idleMs: number): Promise<{ sent: number; total: number; stuck: boolean }> {
-  let lastSent = -1;
-  let lastChange = performance.now();
-  for (;;) {
-    const { sent, total } = await aInfoBytes(conn);
-    if (total <= 0) throw new DrillError("master A reports an empty checkpoint (kvr_checkpoint_bytes:0)");
-    if (sent >= fraction * total) return { sent, total, stuck: false };
-    const now = performance.now();
-    if (sent !== lastSent) {
-      lastSent = sent;
-      lastChange = now;
-    } else if (now - lastChange > idleMs) return { sent, total, stuck: true };
-    await Bun.sleep(20);
+export async function verifyMoved(
+  ctx: RunContext,
+  ctl: Conn,
+  bAddr: NodeAddr,
+  fetch: { ns: Netns | null; aAddr: NodeAddr } | null,
+): Promise<{ infoAfter: Record<string, string> | null; observed: string; ok: boolean; fetch: FetchCheck }> {
+  const { cfg } = ctx;
+  let infoAfter: Record<string, string> | null = null;
+  let observed = "no INFO";
+  let ok = false;
+  const until = performance.now() + 1000;
+  while (!ctl.isClosed) {
+    infoAfter = await info(ctl, "replication", Math.min(cfg.giveUpMs, 5000), "the node under test").catch(() => null);
+    if (!infoAfter) break;
+    observed = `role:${infoAfter.role ?? "?"}` + (infoAfter.role === "slave" ? ` master ${infoAfter.master_host ?? "?"}:${infoAfter.master_port ?? "?"}` : "");
+    ok =
+      cfg.switchTo === "master"
+        ? infoAfter.role === "master"
+        : infoAfter.role === "slave" && infoAfter.master_host === bAddr.host && num(infoAfter.master_port) === bAddr.port;
+    if (ok || performance.now() > until) break;
+    await Bun.sleep(50);
   }
+  const checked = fetch ? await checkFetchConns(fetch.ns, fetch.aAddr, infoAfter) : { method: "unchecked" as const, open: null, detail: "A was stopped to release the hang" };
+  return { infoAfter, observed, ok, fetch: checked };
 }
 
 /**

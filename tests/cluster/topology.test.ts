@@ -5,6 +5,7 @@ import {
   formatClusterNodes,
   formatNodes,
   masterOf,
+  parseClusterNodes,
   matchListeningIp,
   MSG,
   parseNodes,
@@ -273,6 +274,37 @@ function randomTopology(r: () => number): Topology {
   }
   return { nodes };
 }
+
+describe("CLUSTER NODES back to a topology (what the drill records and puts back)", () => {
+  test("a Kvrocks reply: flags, ping/pong/version/link state dropped, migration entries ignored, myself found", () => {
+    const text =
+      `${A} 10.0.0.1:7000@17000 master - 1795547720116 1795547720117 28 connected 0-8191 [8192->-${B}]\n` +
+      `${C} 10.0.0.3:7000@17000 myself,slave ${A} 0 1795547720117 28 connected\n` +
+      `${B} 10.0.0.2:7000@17000 master - 0 1795547720117 28 connected 8192-16383\n`;
+    const { topology, myself } = parseClusterNodes(text);
+    expect(myself).toBe(C);
+    expect(formatNodes(topology)).toBe(
+      [`${A} 10.0.0.1 7000 master - 0-8191`, `${C} 10.0.0.3 7000 slave ${A}`, `${B} 10.0.0.2 7000 master - 8192-16383`].join("\n"),
+    );
+  });
+
+  test("500 random topologies survive formatClusterNodes → parseClusterNodes (ids, addresses, roles, slot owners, myself)", () => {
+    for (let seed = 1; seed <= 500; seed++) {
+      const t = randomTopology(rng(seed));
+      const me = t.nodes[seed % t.nodes.length].id;
+      const { topology: back, myself } = parseClusterNodes(formatClusterNodes(t, me, seed, 1_700_000_000_000));
+      expect(myself).toBe(me);
+      expect(back.nodes.map(({ slots: _s, ...n }) => n)).toEqual(t.nodes.map(({ slots: _s, ...n }) => n));
+      for (let slot = seed % 97; slot < 16384; slot += 97) expect(slotOwner(back, slot)?.id ?? null).toBe(slotOwner(t, slot)?.id ?? null);
+    }
+  });
+
+  test("text that is not CLUSTER NODES is refused", () => {
+    expect(() => parseClusterNodes("ERR nope")).toThrow(/not a CLUSTER NODES line/);
+    expect(() => parseClusterNodes(`${A} 10.0.0.1:7000@17000 leader - 0 0 1 connected`)).toThrow(/not a CLUSTER NODES line/);
+    expect(() => parseClusterNodes(`${A.slice(1)} 10.0.0.1:7000@17000 master - 0 0 1 connected`)).toThrow(TopologyError);
+  });
+});
 
 describe("round trip", () => {
   test("500 random valid topologies parse and format back identically", () => {

@@ -10,14 +10,17 @@
  * - "good": as Kvrocks after the fix, only faster: the fetch connection is closed at once.
  * - "slow": as Kvrocks after the fix: the stop is noticed at the next receive timeout, so
  *   SETNODES (and every other command) waits 1.5 s, then the fetch connection is closed.
+ * - "deaf": answers like "good" but never connects to a master (a node that cannot reach it).
  *
- * With `requirepass`, every command but AUTH needs the password first (-NOAUTH).
+ * With `requirepass`, every command but AUTH needs the password first (-NOAUTH). With
+ * `masterauth` (by default the same password, as a cluster shares one) it sends AUTH first on
+ * every connection to a master.
  */
 import { clusterx, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
 import { bulk, encodeCommand, error, integer, OK, RespDecoder, simple, type RespValue } from "../../lib/resp/index.ts";
 
-export type BrokenMode = "hang" | "leak" | "good" | "slow";
+export type BrokenMode = "hang" | "leak" | "good" | "slow" | "deaf";
 
 export interface BrokenReplica {
   port: number;
@@ -26,7 +29,7 @@ export interface BrokenReplica {
   close(): Promise<void>;
 }
 
-export async function startBrokenReplica(mode: BrokenMode, requirepass?: string): Promise<BrokenReplica> {
+export async function startBrokenReplica(mode: BrokenMode, requirepass?: string, masterauth = requirepass): Promise<BrokenReplica> {
   let state: ClusterState = initialClusterState();
   let current: { host: string; port: number } | null = null;
   let lock: Promise<void> | null = null;
@@ -36,10 +39,18 @@ export async function startBrokenReplica(mode: BrokenMode, requirepass?: string)
   let server: Server | null = null;
 
   /** Full sync from host:port: _fetch_meta, then one _fetch_file of everything, read until the socket ends. */
+  const login = async (c: Conn) => {
+    if (masterauth === undefined) return;
+    await c.write(encodeCommand(["AUTH", masterauth]));
+    const r = await c.readLine();
+    if (r !== "+OK") throw new Error(`master refused AUTH: ${r}`);
+  };
   const startFetch = (host: string, port: number): Promise<void> =>
     (async () => {
+      if (mode === "deaf") return;
       const meta = await connect(host, port, { readMs: 0 });
       fetchConns.add(meta);
+      await login(meta);
       await meta.write(encodeCommand(["_fetch_meta"]));
       const names = await meta.readLine();
       meta.destroy();
@@ -49,6 +60,7 @@ export async function startBrokenReplica(mode: BrokenMode, requirepass?: string)
       fetches.opened++;
       fetches.open++;
       try {
+        await login(c);
         await c.write(encodeCommand(["_fetch_file", names]));
         for (;;) {
           const size = Number(await c.readLine());

@@ -39,7 +39,7 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-async function broken(mode: "hang" | "leak" | "good" | "slow", requirepass?: string): Promise<BrokenReplica> {
+async function broken(mode: "hang" | "leak" | "good" | "slow" | "deaf", requirepass?: string): Promise<BrokenReplica> {
   const b = await startBrokenReplica(mode, requirepass);
   cleanups.push(() => b.close());
   return b;
@@ -107,6 +107,7 @@ describe("kvr drill against a kvr replica", () => {
     expect(r.stdout).toMatch(/longest PING gap: +[\d.]+ ms/);
     expect(r.stdout).toMatch(/bytes at cut: +[\d.]+ MiB of 128 MiB \((2\d|3\d|4\d)%\)/);
     expect(r.stdout.trim().split("\n").pop()).toBe("PASS");
+    expect(r.stdout.match(/PASS/g)).toHaveLength(1); // once, as the last line
   }, 40_000);
 
   test("--switch-to master with --new-master blackhole: PASS, INFO role:master", async () => {
@@ -203,6 +204,26 @@ describe("kvr drill --replica: a node given by address, with a password", () => 
     expect(node.fetches.opened).toBe(1);
     expect(r.stdout + r.stderr).not.toContain("s3cret");
   }, 30_000);
+
+  test("no --auth for a node that needs one: exit 4 saying so (not 'drill a node in cluster mode')", async () => {
+    const node = await broken("good", "s3cret");
+    const r = await runKvr(["drill", ...SMALL, "--replica", `127.0.0.1:${node.port}`], { env: { KVR_AUTH: "" }, timeoutMs: 20_000 });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain(`the node under test at 127.0.0.1:${node.port} needs a password: give --auth or set KVR_AUTH`);
+    expect(r.stderr).not.toContain("cluster mode");
+    expect(node.fetches.opened).toBe(0);
+  }, 20_000);
+
+  test("a node that never connects to A: exit 4 within the no-connection window, naming it (not a FAIL after --give-up)", async () => {
+    const node = await broken("deaf");
+    const t0 = performance.now();
+    const r = await runKvr(["drill", ...SMALL, "--replica", `127.0.0.1:${node.port}`, "--budget", "1s", "--give-up", "3s", "--json"], { timeoutMs: 20_000 });
+    expect(r.code).toBe(4);
+    const res = parseResult(r.stdout);
+    expect(res.verdict).toBe("ERROR");
+    expect(res.error).toMatch(/^master A saw no connection from the node within 3\.00 s of being made its master: check that the node can reach A at 127\.0\.0\.1:\d+ \(--advertise-host\)$/);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  }, 20_000);
 
   test("a wrong password: the drill could not run, exit 4", async () => {
     const node = await broken("good", "s3cret");

@@ -1,0 +1,110 @@
+/**
+ * The node under test: a `kvr replica` child on free ports, or a running node given with
+ * --replica; the drill's connections to it; and joining it to A (node ids, CLUSTERX SETNODES
+ * making it A's slave), after recording the topology it had so restore.ts can put it back.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { formatNodes, type ClusterNode, type Topology } from "../cluster/index.ts";
+import type { Conn } from "../net/index.ts";
+import { replyText, RespError, SimpleString } from "../resp/index.ts";
+import { spawnSelf, waitListening, type Child } from "./children.ts";
+import { DrillError } from "./errors.ts";
+import { addrText, command, openNode, type NodeAddr } from "./node.ts";
+import type { RunContext } from "./phases.ts";
+import { recordTopology, type SavedTopology } from "./restore.ts";
+
+export interface Target {
+  kind: "kvr" | "external";
+  addr: NodeAddr;
+  child?: Child;
+}
+
+export const ALL_SLOTS: Array<[number, number]> = [[0, 16383]];
+
+/** A random 40-character hex node id. */
+export function nodeId(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(20))).toString("hex");
+}
+
+export function topology(nodes: ClusterNode[]): Topology {
+  return { nodes };
+}
+export function master(id: string, a: NodeAddr, slots: Array<[number, number]>): ClusterNode {
+  return { id, host: a.host, port: a.port, role: "master", masterId: "-", slots };
+}
+export function slave(id: string, a: NodeAddr, masterId: string): ClusterNode {
+  return { id, host: a.host, port: a.port, role: "slave", masterId, slots: [] };
+}
+
+/** A connection to the node under test (AUTH with --auth), closed by the run's cleanup. */
+export async function openTarget(ctx: RunContext, addr: NodeAddr, what: string): Promise<Conn> {
+  const c = await openNode(addr, "the node under test", { auth: ctx.cfg.auth, signal: ctx.signal });
+  ctx.cleanup.add(`closing the ${what} connection`, () => c.destroy());
+  return c;
+}
+
+/** The node given with --replica, or a kvr replica started on free ports (its passwords from the environment). */
+export async function startTarget(ctx: RunContext): Promise<Target> {
+  const { cfg, cleanup } = ctx;
+  if (cfg.replica) return { kind: "external", addr: cfg.replica };
+  const dir = mkdtempSync(join(tmpdir(), "kvr-drill-replica-"));
+  cleanup.add("removing the replica's directory", () => rmSync(dir, { recursive: true, force: true }));
+  const env = { KVR_REQUIREPASS: cfg.auth ?? "", KVR_MASTERAUTH: cfg.mastersAuth ?? "" };
+  const child = spawnSelf("replica", ["replica", "--dir", dir, "--bind", "127.0.0.1", "--port", "0", "--read-timeout", `${cfg.readTimeoutMs}ms`], { env });
+  cleanup.add("stopping the replica", () => child.stop());
+  const l = await waitListening(child);
+  return { kind: "kvr", addr: { host: "127.0.0.1", port: l.port }, child };
+}
+
+export interface Joined {
+  /** The node's id (its own, or one the drill set). */
+  nodeId: string;
+  /** The version sent. */
+  version: number;
+  /** True when the node had no id and the drill gave it one (SETNODEID). */
+  idSet: boolean;
+}
+
+/**
+ * Give the node an id when it has none and make it A's slave with SETNODES (its version + 1).
+ * Before the first command that changes the node goes out, `onChange` gets the topology the node
+ * had (read only when `record`: a --replica node to be put back afterwards; else null).
+ */
+export async function joinTopology(
+  ctl: Conn,
+  target: Target,
+  idA: string,
+  aAddr: NodeAddr,
+  b: { id: string; addr: NodeAddr },
+  record: boolean,
+  onChange: (saved: SavedTopology | null) => void,
+): Promise<Joined> {
+  const myid = await command(ctl, ["CLUSTERX", "MYID"], 5000).catch((e) => {
+    throw new DrillError(`the node under test did not answer CLUSTERX MYID: ${(e as Error).message}`);
+  });
+  if (myid instanceof RespError) {
+    if (myid.prefix === "NOAUTH") throw new DrillError(`the node under test at ${addrText(target.addr)} needs a password: give --auth or set KVR_AUTH`);
+    throw new DrillError(`the node under test refused CLUSTERX MYID (${myid.message}): drill a node in cluster mode`);
+  }
+  let id = Buffer.isBuffer(myid) ? myid.toString("utf8") : "";
+  const ver = await command(ctl, ["CLUSTERX", "VERSION"], 5000);
+  const cur = Buffer.isBuffer(ver) || typeof ver === "number" ? Number(replyText(ver)) : NaN;
+  if (!Number.isInteger(cur)) throw new DrillError(`the node under test answered CLUSTERX VERSION with ${replyText(ver)}`);
+  const saved = record ? await recordTopology(ctl, cur, id.length === 40 ? id : null) : null;
+  onChange(saved);
+  const idSet = id.length !== 40;
+  if (idSet) {
+    id = nodeId();
+    const r = await command(ctl, ["CLUSTERX", "SETNODEID", id], 5000);
+    if (!(r instanceof SimpleString)) throw new DrillError(`the node under test refused CLUSTERX SETNODEID: ${replyText(r)}`);
+  }
+  const v = Math.max(cur + 1, 1);
+  const t = topology([master(idA, aAddr, ALL_SLOTS), slave(id, target.addr, idA), master(b.id, b.addr, [])]);
+  const r = await command(ctl, ["CLUSTERX", "SETNODES", formatNodes(t), String(v)], 10_000).catch((e) => {
+    throw new DrillError(`the node under test did not answer SETNODES version ${v}: ${(e as Error).message}`);
+  });
+  if (!(r instanceof SimpleString)) throw new DrillError(`the node under test rejected SETNODES version ${v}: ${replyText(r)}`);
+  return { nodeId: id, version: v, idSet };
+}
