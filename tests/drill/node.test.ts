@@ -8,7 +8,7 @@ import { expect, test } from "bun:test";
 import { parseClusterNodes } from "../../lib/cluster/index.ts";
 import { connect } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
-import { cleanupAfterEach, runKvr } from "../helpers/kvr.ts";
+import { cleanupAfterEach, runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { info, startMaster, startReplica, until, type Master, type Replica } from "../replica/helpers.ts";
 
 const { defer, temp } = cleanupAfterEach();
@@ -162,3 +162,34 @@ test("the node's topology is put back after the drill (as the next version), and
   expect(replyText(await nodeCmd(r.port, ["CLUSTERX", "VERSION"]))).toBe("15");
   expect(await info(r.port)).toMatchObject({ master_port: String(k.masterB.port) });
 }, 120_000);
+
+test("the topology is put back after an error (exit 4) and after SIGTERM mid-sync too", async () => {
+  const m = await master();
+  const r = await node();
+  const [M, R] = ["d".repeat(40), "e".repeat(40)];
+  const original = [`${M} 127.0.0.1 ${m.port} master - 0-16383`, `${R} 127.0.0.1 ${r.port} slave ${M}`].join("\n");
+  expect(replyText(await nodeCmd(r.port, ["CLUSTERX", "SETNODEID", R]))).toBe("OK");
+  expect(replyText(await nodeCmd(r.port, ["CLUSTERX", "SETNODES", original, "3"]))).toBe("OK");
+  const backWith = async (version: string) => {
+    expect(replyText(await nodeCmd(r.port, ["CLUSTERX", "VERSION"]))).toBe(version);
+    await until(async () => (await info(r.port)).master_port === String(m.port), 5000);
+  };
+
+  // The node has no masterauth, A requires one: exit 4 once A sees it, then the restore.
+  const err = await runKvr(["drill", ...QUICK, "--replica", `127.0.0.1:${r.port}`, "--masters-auth", "pw", "--json"], { env: { KVR_AUTH: "" }, timeoutMs: 40_000 });
+  expect(err.code).toBe(4);
+  expect(parseResult(err.stdout).verdict).toBe("ERROR");
+  expect(err.stderr).toContain("restore: topology version 3 put back as version 5");
+  await backWith("5");
+
+  // SIGTERM while the node fetches from A (slow: a 90% cut is never reached in time).
+  const p = spawnKvr(["drill", "--files", "8", "--file-size", "1MiB", "--rate", "0.5", "--cut-at", "90%", "--replica", `127.0.0.1:${r.port}`], { KVR_AUTH: "" });
+  defer(() => p.stop("SIGKILL"));
+  const t0 = Date.now();
+  while (!/topology-v6:/.test(p.stderr()) && Date.now() - t0 < 15_000 && p.proc.exitCode === null) await Bun.sleep(50);
+  expect(p.stderr()).toContain("topology-v6:");
+  expect(await p.stop("SIGTERM", 10_000)).toBe(4);
+  expect(p.stderr()).toContain("interrupted by SIGTERM");
+  expect(p.stderr()).toContain("restore: topology version 5 put back as version 7");
+  await backWith("7");
+}, 90_000);
