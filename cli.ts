@@ -163,6 +163,7 @@ cli
   .example("  kvr drill")
   .example("  kvr drill --cut netns --repeat 5 --json")
   .example("  KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1")
+  .example("  KVR_AUTH=secret KVR_MASTERS_AUTH=other kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1 --keep")
   .example(
     "\nA --replica node's topology is read before the drill and put back at the end of every run, pass or fail\n" +
       "  (CLUSTERX SETNODES with the version after the drill's last); --keep leaves it as the drill left it.\n" +
