@@ -288,8 +288,8 @@ describe("CLUSTER NODES back to a topology (what the drill records and puts back
     );
   });
 
-  test("500 random topologies survive formatClusterNodes → parseClusterNodes (ids, addresses, roles, slot owners, myself)", () => {
-    for (let seed = 1; seed <= 500; seed++) {
+  test("200 random topologies survive formatClusterNodes → parseClusterNodes (ids, addresses, roles, slot owners, myself)", () => {
+    for (let seed = 1; seed <= 200; seed++) {
       const t = randomTopology(rng(seed));
       const me = t.nodes[seed % t.nodes.length].id;
       const { topology: back, myself } = parseClusterNodes(formatClusterNodes(t, me, seed, 1_700_000_000_000));
@@ -297,7 +297,7 @@ describe("CLUSTER NODES back to a topology (what the drill records and puts back
       expect(back.nodes.map(({ slots: _s, ...n }) => n)).toEqual(t.nodes.map(({ slots: _s, ...n }) => n));
       for (let slot = seed % 97; slot < 16384; slot += 97) expect(slotOwner(back, slot)?.id ?? null).toBe(slotOwner(t, slot)?.id ?? null);
     }
-  });
+  }, 30_000);
 
   test("text that is not CLUSTER NODES is refused", () => {
     expect(() => parseClusterNodes("ERR nope")).toThrow(/not a CLUSTER NODES line/);
