@@ -324,8 +324,12 @@ export class Conn {
     return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
   }
 
-  /** Read one frame with a resumable parser (e.g. a RESP decoder). */
-  async read<T>(parser: FrameParser<T>): Promise<T> {
+  /**
+   * Read one frame with a resumable parser (e.g. a RESP decoder). `idle`, when given, runs each
+   * time the buffered bytes are used up without completing a frame, just before the read waits
+   * for the peer: a caller that batches its own work flushes it there.
+   */
+  async read<T>(parser: FrameParser<T>, idle?: () => void | Promise<void>): Promise<T> {
     for (;;) {
       if (this.killed) throw this.killed;
       while (this.buffered > 0) {
@@ -343,6 +347,10 @@ export class Conn {
         if (r.done) return r.value as T;
       }
       if (this.eof) throw this.closedError("before a complete reply");
+      if (idle) {
+        await idle();
+        if (this.buffered > 0 || this.eof || this.killed) continue;
+      }
       await this.waitData();
     }
   }
