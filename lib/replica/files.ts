@@ -76,7 +76,8 @@ async function foreignFiles(dir: string, keep: ReadonlySet<string> = new Set()):
 
 /**
  * Throw a clear error unless `dir` exists, is a directory, is writable, and holds nothing but
- * checkpoint files and kvr's state (a full sync may delete those, and only those).
+ * checkpoint files and kvr's state (a full sync may delete those, and only those), each a
+ * regular file (never a symbolic link: lstat, not stat).
  */
 export async function checkTargetDir(dir: string): Promise<void> {
   let st;
@@ -93,6 +94,12 @@ export async function checkTargetDir(dir: string): Promise<void> {
   }
   const foreign = await foreignFiles(dir);
   if (foreign.length > 0) throw new Error(foreignFilesMessage(dir, foreign));
+  // kvr writes, truncates and deletes these names: through a link it would act outside --dir.
+  for (const ent of await readdir(dir, { withFileTypes: true })) {
+    if (!isReplicaFileName(ent.name) || ent.isFile()) continue;
+    const what = ent.isSymbolicLink() ? "a symbolic link" : "not a regular file";
+    throw new Error(`--dir ${dir}: ${ent.name} is ${what}; kvr writes only regular files inside --dir: remove it`);
+  }
 }
 
 /** True when `dir` holds a complete checkpoint: CURRENT names a MANIFEST that is present. */
