@@ -7,6 +7,7 @@ import { clusterx, encodeReply, formatClusterNodes, replicationFailure } from ".
 import { listen, type Conn, type Server } from "../net/index.ts";
 import { array, bulk, error, integer, OK, RespDecoder, simple } from "../resp/index.ts";
 import { passwordChecker } from "../ui/secrets.ts";
+import { isHostOrAddress } from "../ui/units.ts";
 import type { Output } from "../ui/output.ts";
 import { clusterInfo, replicationInfo, roleReply } from "./info.ts";
 import type { ReplicaNode } from "./node.ts";
@@ -154,6 +155,8 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
       await node.exclusive(() => node.replicateFrom(null, "SLAVEOF NO ONE"));
       return OK;
     }
+    // A host goes into INFO and the log: CR, LF or spaces there would forge lines.
+    if (!isHostOrAddress(host)) return error("ERR Invalid host");
     if (!/^\d+$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return error("ERR port should be number");
     const port = Number(portText);
     await node.exclusive(async () => {
