@@ -15,8 +15,8 @@ import { NetError, fromSystemError, protocolError } from "./errors.ts";
 export const DEFAULT_CONNECT_MS = 3000;
 export const DEFAULT_READ_MS = 3000;
 export const DEFAULT_WRITE_MS = 30_000;
-/** Bytes buffered from the socket before it is paused (read backpressure). */
-const HIGH_WATER = 1 << 20;
+/** Bytes buffered from the socket before it is paused (read backpressure), by default. */
+export const HIGH_WATER = 1 << 20;
 const DEFAULT_MAX_LINE = 64 * 1024;
 
 export interface ConnOptions {
@@ -49,6 +49,11 @@ export class Conn {
   readMs: number;
   writeMs: number;
   bytesRead = 0;
+  /**
+   * Unread bytes held before the socket is paused (the kernel holds the rest). A server lowers
+   * it for a client that has not authenticated yet.
+   */
+  readHighWater = HIGH_WATER;
 
   private readonly sock: Socket;
   private chunks: Buffer[] = [];
@@ -88,7 +93,7 @@ export class Conn {
       this.bytesRead += chunk.length;
       this.chunks.push(chunk);
       this.buffered += chunk.length;
-      if (this.buffered >= HIGH_WATER && !this.paused) {
+      if (this.buffered >= this.readHighWater && !this.paused) {
         this.paused = true;
         sock.pause();
       }
@@ -252,7 +257,7 @@ export class Conn {
       this.chunks[0] = head.subarray(max);
     }
     this.buffered -= out.length;
-    if (this.paused && this.buffered < HIGH_WATER / 2) {
+    if (this.paused && this.buffered < this.readHighWater / 2) {
       this.paused = false;
       this.sock.resume();
     }
