@@ -90,6 +90,7 @@ export class Conn {
     sock.setNoDelay(true);
     this.closed = new Promise((resolve) => sock.once("close", () => resolve()));
     sock.on("data", (chunk: Buffer) => {
+      if (this.killed) return;
       this.bytesRead += chunk.length;
       this.chunks.push(chunk);
       this.buffered += chunk.length;
