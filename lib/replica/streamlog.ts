@@ -413,6 +413,8 @@ export class StreamLogWriter {
 
   /** Replace the log by one resume record for everything appended so far; keep appending to it. */
   private async compact(): Promise<void> {
+    // The resume record is made durable on its own: no fdatasync of the old log starts now.
+    this.dirty = false;
     await this.syncing.catch(() => {});
     this.check();
     let fh: FileHandle;
@@ -426,7 +428,6 @@ export class StreamLogWriter {
     await old.close().catch(() => {});
     this.size = this.durableSize = RECORD_HEADER + RESUME_PAYLOAD;
     this.durableSeq = this.last;
-    this.dirty = false;
   }
 
   /** Final fsync (unless `never`) and close; throws when the log could not be made durable. */
