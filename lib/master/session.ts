@@ -3,8 +3,8 @@
  * as a Kvrocks master does (docs/protocol.md §1–§4), stream files for `_fetch_file`. Every byte goes
  * out through the connection's fault link.
  */
-import { isNetError, type Conn } from "../net/index.ts";
-import { RespDecoder, array, bareLine, bulk, error, OK, simple } from "../resp/index.ts";
+import { DEFAULT_READ_HIGH_WATER, isNetError, type Conn } from "../net/index.ts";
+import { MAX_UNAUTHENTICATED_BYTES, RespDecoder, array, bareLine, bulk, error, OK, simple } from "../resp/index.ts";
 import { UsageError } from "../ui/units.ts";
 import type { Link } from "./faults/link.ts";
 import { infoText } from "./info.ts";
@@ -29,6 +29,9 @@ const ARITY: Record<string, number> = {
 };
 /** Commands allowed before AUTH when a password is set. */
 const NO_AUTH = new Set(["auth", "quit"]);
+/** Largest argument, and largest command (MAX_UNAUTHENTICATED_BYTES before AUTH): above, -ERR Protocol error and close. */
+const MAX_ARG_BYTES = 4 * 1024 * 1024;
+const MAX_COMMAND_BYTES = 2 * MAX_ARG_BYTES;
 
 interface State {
   authed: boolean;
@@ -58,12 +61,14 @@ type Next = "continue" | "stop";
 export async function serveConnection(conn: Conn, m: MasterContext): Promise<void> {
   const link = m.faults.attach(conn);
   const st: State = { authed: m.checkPassword === null, listeningPort: 0, announceIp: "" };
-  const decoder = new RespDecoder({ inline: true, maxBulk: 4 * 1024 * 1024, maxArray: 1024, maxDepth: 1 });
+  const cap = () => (st.authed ? MAX_COMMAND_BYTES : MAX_UNAUTHENTICATED_BYTES);
+  const decoder = new RespDecoder({ inline: true, maxBulk: MAX_ARG_BYTES, maxArray: 1024, maxDepth: 1, maxTotal: cap });
   m.out.event("connection", { conn: link.id, peer: conn.peer });
   try {
     while (!link.dead) {
       await link.readable();
       if (link.dead) break;
+      conn.readHighWater = st.authed ? DEFAULT_READ_HIGH_WATER : MAX_UNAUTHENTICATED_BYTES;
       const v = await readCommand(conn, link, m, decoder);
       if (v === null) break;
       if (v.length === 0) continue;

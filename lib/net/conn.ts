@@ -2,6 +2,10 @@
  * The deadline connection: every wait (read a line, read exactly n bytes, write and drain) races
  * its own idle deadline and the caller's AbortSignal. Whichever comes first settles it.
  *
+ * An abort (or a local destroy()) wins over everything after it, whatever happened before: a
+ * peer that already closed, bytes still buffered, a sink still writing. From then on no buffered
+ * byte is served, every read, write and raced sink fails with ABORTED (CLOSED after destroy()).
+ *
  * Built on node:net as Bun implements it (chosen by measurement: see bench/socket-api.ts and the
  * README). Deadlines are our own timers: Bun's socket.setTimeout()/timeout() are not relied upon.
  */
@@ -11,8 +15,8 @@ import { NetError, fromSystemError, protocolError } from "./errors.ts";
 export const DEFAULT_CONNECT_MS = 3000;
 export const DEFAULT_READ_MS = 3000;
 export const DEFAULT_WRITE_MS = 30_000;
-/** Bytes buffered from the socket before it is paused (read backpressure). */
-const HIGH_WATER = 1 << 20;
+/** Bytes buffered from the socket before it is paused (read backpressure), by default. */
+export const HIGH_WATER = 1 << 20;
 const DEFAULT_MAX_LINE = 64 * 1024;
 
 export interface ConnOptions {
@@ -45,6 +49,11 @@ export class Conn {
   readMs: number;
   writeMs: number;
   bytesRead = 0;
+  /**
+   * Unread bytes held before the socket is paused (the kernel holds the rest). A server lowers
+   * it for a client that has not authenticated yet.
+   */
+  readHighWater = HIGH_WATER;
 
   private readonly sock: Socket;
   private chunks: Buffer[] = [];
@@ -52,6 +61,10 @@ export class Conn {
   private paused = false;
   private eof = false;
   private failure: NetError | null = null;
+  /** Set by an abort or a local destroy(), whatever failed first; checked before serving any byte. */
+  private killed: NetError | null = null;
+  /** True while the abort listener is registered on `signal`. */
+  private listening = false;
   /** Set when a frame parser rejected the input: reads fail, writes still go out. */
   private readError: NetError | null = null;
   private reader: Waiter | null = null;
@@ -60,9 +73,8 @@ export class Conn {
   private writers = new Set<Waiter>();
   /** Waits raced by race() (a read sink's promise): a clean close by the peer does not end them. */
   private racers = new Set<Waiter>();
-  private closedLocally = false;
   private readonly signal?: AbortSignal;
-  private readonly onAbort = () => this.fail(new NetError("ABORTED", `aborted (connection with ${this.peer})`, { peer: this.peer, bytesRead: this.bytesRead }), true);
+  private readonly onAbort = () => this.kill(new NetError("ABORTED", `aborted (connection with ${this.peer})`, { peer: this.peer, bytesRead: this.bytesRead }));
   /** Resolves once the socket is fully closed. */
   readonly closed: Promise<void>;
 
@@ -78,10 +90,11 @@ export class Conn {
     sock.setNoDelay(true);
     this.closed = new Promise((resolve) => sock.once("close", () => resolve()));
     sock.on("data", (chunk: Buffer) => {
+      if (this.killed) return;
       this.bytesRead += chunk.length;
       this.chunks.push(chunk);
       this.buffered += chunk.length;
-      if (this.buffered >= HIGH_WATER && !this.paused) {
+      if (this.buffered >= this.readHighWater && !this.paused) {
         this.paused = true;
         sock.pause();
       }
@@ -95,7 +108,8 @@ export class Conn {
     sock.on("close", () => {
       this.eof = true;
       this.fail(new NetError("CLOSED", `connection with ${this.peer} closed after ${this.bytesRead} bytes`, { peer: this.peer, bytesRead: this.bytesRead }), false);
-      this.signal?.removeEventListener("abort", this.onAbort);
+      // Bytes still buffered are still served: an abort must keep cutting them short.
+      if (this.buffered === 0) this.unlisten();
       if (this.readTimer) clearTimeout(this.readTimer);
     });
     sock.on("drain", () => {
@@ -106,7 +120,10 @@ export class Conn {
     if (opts.signal) {
       this.signal = opts.signal;
       if (opts.signal.aborted) this.onAbort();
-      else opts.signal.addEventListener("abort", this.onAbort, { once: true });
+      else {
+        opts.signal.addEventListener("abort", this.onAbort, { once: true });
+        this.listening = true;
+      }
     }
   }
 
@@ -129,22 +146,48 @@ export class Conn {
 
   private fail(err: NetError, destroy: boolean): void {
     if (!this.failure) this.failure = err;
+    // A clean close by the peer does not cut short a sink working on bytes already received.
+    this.settle(this.failure, this.failure.code !== "CLOSED");
+    if (destroy && !this.sock.destroyed) this.sock.destroy();
+  }
+
+  /**
+   * An abort or a local destroy(): replaces any earlier failure, drops the buffered bytes, fails
+   * every pending and later wait (raced sinks included), destroys the socket. The first one wins.
+   */
+  private kill(err: NetError): void {
+    if (this.killed) return;
+    this.killed = this.failure = err;
+    this.chunks = [];
+    this.buffered = 0;
+    this.unlisten();
+    this.settle(err, true);
+    if (!this.sock.destroyed) this.sock.destroy();
+  }
+
+  /** Reject the pending read, writes and (with `racers`) raced sinks with `err`. */
+  private settle(err: NetError, racers: boolean): void {
     const r = this.reader;
     this.reader = null;
     if (this.readTimer) {
       clearTimeout(this.readTimer);
       this.readTimer = null;
     }
-    r?.reject(this.failure);
+    r?.reject(err);
     const ws = [...this.writers];
     this.writers.clear();
-    for (const w of ws) w.reject(this.failure);
-    if (this.failure.code !== "CLOSED" || this.closedLocally) {
+    for (const w of ws) w.reject(err);
+    if (racers) {
       const rs = [...this.racers];
       this.racers.clear();
-      for (const w of rs) w.reject(this.failure);
+      for (const w of rs) w.reject(err);
     }
-    if (destroy && !this.sock.destroyed) this.sock.destroy();
+  }
+
+  private unlisten(): void {
+    if (!this.listening) return;
+    this.listening = false;
+    this.signal?.removeEventListener("abort", this.onAbort);
   }
 
   private wakeReader(): void {
@@ -168,6 +211,7 @@ export class Conn {
 
   /** Wait until more data, EOF, the read deadline, an error or an abort. */
   private waitData(): Promise<void> {
+    if (this.killed) return Promise.reject(this.killed);
     if (this.readError) return Promise.reject(this.readError);
     if (this.failure && this.buffered === 0) return Promise.reject(this.failure);
     if (this.eof) return Promise.resolve();
@@ -194,6 +238,8 @@ export class Conn {
   }
 
   private closedError(what: string): NetError {
+    if (this.signal?.aborted) this.onAbort();
+    if (this.killed) return this.killed;
     if (this.failure && this.failure.code !== "CLOSED") return this.failure;
     return new NetError("CLOSED", `connection closed by ${this.peer} ${what} (after ${this.bytesRead} bytes)`, {
       peer: this.peer,
@@ -212,10 +258,12 @@ export class Conn {
       this.chunks[0] = head.subarray(max);
     }
     this.buffered -= out.length;
-    if (this.paused && this.buffered < HIGH_WATER / 2) {
+    if (this.paused && this.buffered < this.readHighWater / 2) {
       this.paused = false;
       this.sock.resume();
     }
+    // Closed and drained: nothing left for an abort to cut.
+    if (this.eof && this.buffered === 0) this.unlisten();
     return out;
   }
 
@@ -232,6 +280,7 @@ export class Conn {
     const parts: Buffer[] = [];
     let len = 0;
     for (;;) {
+      if (this.killed) throw this.killed;
       while (this.buffered > 0) {
         const head = this.chunks[0];
         const nl = head.indexOf(10);
@@ -261,6 +310,7 @@ export class Conn {
   async readExactly(n: number, sink: Sink): Promise<void> {
     let left = n;
     while (left > 0) {
+      if (this.killed) throw this.killed;
       if (this.buffered === 0) {
         if (this.eof) throw this.closedError(`with ${left} of ${n} bytes still expected`);
         await this.waitData();
@@ -280,9 +330,14 @@ export class Conn {
     return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
   }
 
-  /** Read one frame with a resumable parser (e.g. a RESP decoder). */
-  async read<T>(parser: FrameParser<T>): Promise<T> {
+  /**
+   * Read one frame with a resumable parser (e.g. a RESP decoder). `idle`, when given, runs each
+   * time the buffered bytes are used up without completing a frame, just before the read waits
+   * for the peer: a caller that batches its own work flushes it there.
+   */
+  async read<T>(parser: FrameParser<T>, idle?: () => void | Promise<void>): Promise<T> {
     for (;;) {
+      if (this.killed) throw this.killed;
       while (this.buffered > 0) {
         const chunk = this.take(Infinity);
         let r;
@@ -298,6 +353,10 @@ export class Conn {
         if (r.done) return r.value as T;
       }
       if (this.eof) throw this.closedError("before a complete reply");
+      if (idle) {
+        await idle();
+        if (this.buffered > 0 || this.eof || this.killed) continue;
+      }
       await this.waitData();
     }
   }
@@ -319,6 +378,7 @@ export class Conn {
   /** Wait for any bytes; returns null at EOF. */
   async readChunk(): Promise<Buffer | null> {
     for (;;) {
+      if (this.killed) throw this.killed;
       if (this.buffered > 0) return this.take(Infinity);
       if (this.eof) return null;
       await this.waitData();
@@ -327,8 +387,9 @@ export class Conn {
 
   /** Race a promise against this connection's failure (abort, error). */
   private race<T>(p: Promise<T>): Promise<T> {
+    if (this.killed) return Promise.reject(this.killed);
     // A clean close by the peer does not cut short a sink working on bytes already received.
-    if (this.failure && (this.failure.code !== "CLOSED" || this.closedLocally)) return Promise.reject(this.failure);
+    if (this.failure && this.failure.code !== "CLOSED") return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       const w: Waiter = { resolve: () => {}, reject };
       this.racers.add(w);
@@ -392,11 +453,12 @@ export class Conn {
    * SO_LINGER 0); otherwise a plain destroy (FIN if the kernel can still send it).
    */
   destroy(reset = false): void {
-    if (this.sock.destroyed) return;
-    this.closedLocally = true;
-    if (reset && typeof this.sock.resetAndDestroy === "function") this.sock.resetAndDestroy();
-    else this.sock.destroy();
-    this.fail(new NetError("CLOSED", `connection with ${this.peer} closed locally`, { peer: this.peer, bytesRead: this.bytesRead }), false);
+    if (!this.sock.destroyed) {
+      if (reset && typeof this.sock.resetAndDestroy === "function") this.sock.resetAndDestroy();
+      else this.sock.destroy();
+    }
+    // Even when the peer closed first: what is still buffered is not served after this.
+    this.kill(new NetError("CLOSED", `connection with ${this.peer} closed locally`, { peer: this.peer, bytesRead: this.bytesRead }));
   }
 
   /** Stop reading from the kernel (used by the stall fault): the peer's writes back up. */

@@ -6,7 +6,7 @@ import net from "node:net";
 import { Conn, DEFAULT_CONNECT_MS, type ConnOptions } from "./conn.ts";
 import { NetError, fromSystemError } from "./errors.ts";
 
-export { Conn, DEFAULT_CONNECT_MS, DEFAULT_READ_MS, DEFAULT_WRITE_MS } from "./conn.ts";
+export { Conn, DEFAULT_CONNECT_MS, DEFAULT_READ_MS, DEFAULT_WRITE_MS, HIGH_WATER as DEFAULT_READ_HIGH_WATER } from "./conn.ts";
 export type { ConnOptions, FrameParser, Sink } from "./conn.ts";
 export { NetError, isNetError, protocolError } from "./errors.ts";
 export type { NetErrorCode } from "./errors.ts";

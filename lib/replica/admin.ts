@@ -4,9 +4,10 @@
  * which never waits on the network (the stop is an abort).
  */
 import { clusterx, encodeReply, formatClusterNodes, replicationFailure } from "../cluster/index.ts";
-import { listen, type Conn, type Server } from "../net/index.ts";
-import { array, bulk, error, integer, OK, RespDecoder, simple } from "../resp/index.ts";
+import { DEFAULT_READ_HIGH_WATER, listen, type Conn, type Server } from "../net/index.ts";
+import { array, bulk, error, integer, MAX_UNAUTHENTICATED_BYTES, OK, RespDecoder, simple } from "../resp/index.ts";
 import { passwordChecker } from "../ui/secrets.ts";
+import { isHostOrAddress } from "../ui/units.ts";
 import type { Output } from "../ui/output.ts";
 import { clusterInfo, replicationInfo, roleReply } from "./info.ts";
 import type { ReplicaNode } from "./node.ts";
@@ -46,6 +47,12 @@ const ARITY: Record<string, number> = {
  * array above 1024 elements (no admin command has more than a handful of arguments).
  */
 export const MAX_ARG_BYTES = 8 * 1024 * 1024;
+/**
+ * Largest command (all its arguments): two of the largest arguments. Before AUTH, when a password
+ * is set, MAX_UNAUTHENTICATED_BYTES: a client that has not authenticated cannot make the port
+ * hold more than that per connection. Above the cap: -ERR Protocol error, and the connection closes.
+ */
+export const MAX_COMMAND_BYTES = 2 * MAX_ARG_BYTES;
 /** Commands allowed before AUTH when a password is set. */
 const NO_AUTH = new Set(["auth", "quit"]);
 /** A reply, or "close": drop the connection without a reply. */
@@ -60,9 +67,11 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
 
   async function serve(conn: Conn): Promise<void> {
     const session: Session = { authed: !checkPassword, quit: false };
-    const dec = new RespDecoder({ inline: true, maxBulk: MAX_ARG_BYTES, maxArray: 1024, maxDepth: 1 });
+    const cap = () => (session.authed ? MAX_COMMAND_BYTES : MAX_UNAUTHENTICATED_BYTES);
+    const dec = new RespDecoder({ inline: true, maxBulk: MAX_ARG_BYTES, maxArray: 1024, maxDepth: 1, maxTotal: cap });
     try {
       for (;;) {
+        conn.readHighWater = session.authed ? DEFAULT_READ_HIGH_WATER : MAX_UNAUTHENTICATED_BYTES;
         const v = await conn.read(dec);
         if (!Array.isArray(v) || v.some((a) => !Buffer.isBuffer(a))) {
           await conn.write(error("ERR Protocol error: expected an array of bulk strings"));
@@ -83,7 +92,12 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
       }
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (code === "PROTOCOL") await conn.write(error(`ERR ${(e as Error).message}`)).catch(() => {});
+      if (code === "PROTOCOL") {
+        // Say why, then close: FIN after the reply, so the client can read it (reset after 1 s).
+        await conn.write(error(`ERR ${(e as Error).message}`)).catch(() => {});
+        conn.end();
+        await Promise.race([conn.closed, Bun.sleep(1000)]);
+      }
       out.debug(`admin connection ${conn.peer} ended: ${(e as Error).message}`);
     } finally {
       conn.destroy();
@@ -154,6 +168,8 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
       await node.exclusive(() => node.replicateFrom(null, "SLAVEOF NO ONE"));
       return OK;
     }
+    // A host goes into INFO and the log: CR, LF or spaces there would forge lines.
+    if (!isHostOrAddress(host)) return error("ERR Invalid host");
     if (!/^\d+$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return error("ERR port should be number");
     const port = Number(portText);
     await node.exclusive(async () => {

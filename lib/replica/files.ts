@@ -1,15 +1,16 @@
 /**
  * The target directory: preparing it for a full sync (clean, skip), streaming one file to
  * `<name>.tmp` with backpressure and renaming it only once complete and fsynced, and the
- * "complete checkpoint" test. CURRENT is renamed last, after every other file: a CURRENT in
- * the directory therefore means the checkpoint there is complete.
+ * "complete checkpoint" test. A CURRENT in the directory means the checkpoint there is complete,
+ * crash or not: a full sync removes CURRENT first and makes that durable (directory fsync)
+ * before it deletes anything else, and renames CURRENT into place last, after every other
+ * file's rename was made durable by a directory fsync.
  */
 import { open, readdir, rename, unlink, lstat, readFile, stat, access, constants } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { checkpointSequence } from "../rocksdb/index.ts";
-import { SyncError } from "./names.ts";
-import { STREAM_LOG } from "./streamlog.ts";
+import { STREAM_LOG, SyncError } from "./names.ts";
 
 export const TMP_SUFFIX = ".tmp";
 
@@ -75,7 +76,8 @@ async function foreignFiles(dir: string, keep: ReadonlySet<string> = new Set()):
 
 /**
  * Throw a clear error unless `dir` exists, is a directory, is writable, and holds nothing but
- * checkpoint files and kvr's state (a full sync may delete those, and only those).
+ * checkpoint files and kvr's state (a full sync may delete those, and only those), each a
+ * regular file (never a symbolic link: lstat, not stat).
  */
 export async function checkTargetDir(dir: string): Promise<void> {
   let st;
@@ -92,6 +94,12 @@ export async function checkTargetDir(dir: string): Promise<void> {
   }
   const foreign = await foreignFiles(dir);
   if (foreign.length > 0) throw new Error(foreignFilesMessage(dir, foreign));
+  // kvr writes, truncates and deletes these names: through a link it would act outside --dir.
+  for (const ent of await readdir(dir, { withFileTypes: true })) {
+    if (!isReplicaFileName(ent.name) || ent.isFile()) continue;
+    const what = ent.isSymbolicLink() ? "a symbolic link" : "not a regular file";
+    throw new Error(`--dir ${dir}: ${ent.name} is ${what}; kvr writes only regular files inside --dir: remove it`);
+  }
 }
 
 /** True when `dir` holds a complete checkpoint: CURRENT names a MANIFEST that is present. */
@@ -108,9 +116,11 @@ export async function hasCompleteCheckpoint(dir: string): Promise<boolean> {
 /**
  * Prepare `dir` for a full sync of `files` (Kvrocks' sync_checkpoint_dir): delete every regular
  * file not in the list, every stale `.tmp`, and CURRENT; return the listed files already present
- * (complete, since only complete files carry a final name), which are skipped. When a file to be
- * deleted does not look like the replica's (isReplicaFileName), nothing is deleted and the full
- * sync fails (code FOREIGN_FILE): --dir points at the wrong directory.
+ * (complete, since only complete files carry a final name), which are skipped. CURRENT goes
+ * first and its removal is made durable before any other file is deleted: a crash in between
+ * leaves a checkpoint without CURRENT (incomplete), never a CURRENT over missing files. When a
+ * file to be deleted does not look like the replica's (isReplicaFileName), nothing is deleted and
+ * the full sync fails (code FOREIGN_FILE): --dir points at the wrong directory.
  */
 export async function prepareDir(dir: string, files: string[]): Promise<Set<string>> {
   const listed = new Set(files);
@@ -124,7 +134,11 @@ export async function prepareDir(dir: string, files: string[]): Promise<Set<stri
   }
   const foreign = doomed.filter((n) => !isReplicaFileName(n)).sort();
   if (foreign.length > 0) throw new SyncError("FOREIGN_FILE", foreignFilesMessage(dir, foreign));
-  for (const name of doomed) await unlink(join(dir, name)).catch(ignoreMissing);
+  if (doomed.includes("CURRENT")) {
+    await unlink(join(dir, "CURRENT")).catch(ignoreMissing);
+    await fsyncDir(dir);
+  }
+  for (const name of doomed) if (name !== "CURRENT") await unlink(join(dir, name)).catch(ignoreMissing);
   return present;
 }
 

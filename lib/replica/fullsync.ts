@@ -104,8 +104,12 @@ export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
     throw failures.find((f) => f.code !== "ABORTED") ?? failures[0];
   }
   try {
-    if (files.includes("CURRENT")) await rename(join(dir, "CURRENT.tmp"), join(dir, "CURRENT"));
+    // Every other rename durable first: only then may CURRENT say the checkpoint is complete.
     await fsyncDir(dir);
+    if (files.includes("CURRENT")) {
+      await rename(join(dir, "CURRENT.tmp"), join(dir, "CURRENT"));
+      await fsyncDir(dir);
+    }
   } catch (e) {
     await removeTmpFiles(dir, files);
     throw located(e, `target directory ${dir}`);

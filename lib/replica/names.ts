@@ -6,6 +6,9 @@
 import { unsafeFileName } from "../rocksdb/names.ts";
 import { backoffMs } from "../ui/time.ts";
 
+/** The replica's own state file in --dir (lib/replica/streamlog.ts). */
+export const STREAM_LOG = "kvr-stream.log";
+
 /** Why `name` may not be written into the target directory, or null when it may. */
 export function badFileName(name: string): string | null {
   const why = unsafeFileName(name);

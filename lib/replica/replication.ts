@@ -159,10 +159,12 @@ export class ReplicationRun {
    * The next sequence to PSYNC from: the target's checkpoint sequence advanced by the batches
    * of kvr-stream.log that continue it (a torn or stray tail is truncated). null = no checkpoint.
    */
-  private async resumeSeq(): Promise<number | null> {
+  private async resumeSeq(signal: AbortSignal): Promise<number | null> {
     const base = await checkpointNextSeq(this.cfg.dir);
     if (base === null) return null;
-    const r = await recoverStreamLog(this.cfg.dir, base - 1);
+    const r = await recoverStreamLog(this.cfg.dir, base - 1, { signal }).catch((e) => {
+      throw located(e, `kvr-stream.log in ${this.cfg.dir}`);
+    });
     if (r.truncated > 0) this.out.warn(`kvr-stream.log: ${r.reason}; cut ${r.truncated} bytes, resuming after sequence ${r.lastSeq}`);
     return r.lastSeq + 1;
   }
@@ -173,10 +175,11 @@ export class ReplicationRun {
    */
   private async follow(ctl: Conn, nextSeq: number): Promise<never> {
     const st = this.status;
-    const log = await StreamLogWriter.open(this.cfg.dir, this.cfg.streamFsync ?? "1s");
+    const log = await StreamLogWriter.open(this.cfg.dir, this.cfg.streamFsync ?? "1s", nextSeq);
     let pending: Buffer[] = [];
     let pendingNext = nextSeq;
     const flush = async () => {
+      log.check();
       if (pending.length === 0) return;
       const batches = pending;
       pending = [];
@@ -192,13 +195,16 @@ export class ReplicationRun {
           st.touch();
           pending.push(batch);
           pendingNext = next;
-          // Several batches often arrive in one read: write them with one call.
-          if (ctl.pending === 0 || pending.length >= 512) await flush();
+          // Several batches often arrive in one read: written with one call when the read
+          // would wait for the master (onIdle), at a heartbeat, or 512 at a time.
+          if (pending.length >= 512) await flush();
         },
-        () => {
+        async () => {
           this.progressed = true;
           st.touch();
+          await flush();
         },
+        flush,
       );
     } finally {
       await flush().finally(() => log.close());
@@ -260,7 +266,7 @@ export class ReplicationRun {
       if (!rc.ok) out.debug(`replconf answered ${rc.reply}; going on (older masters lack replconf)`);
       // --once (follow disabled) means one full sync: PSYNC's +OK would follow the stream
       // forever. Files already present are skipped, so a full sync into a complete target is cheap.
-      const nextSeq = cfg.follow === false ? null : await this.resumeSeq();
+      const nextSeq = cfg.follow === false ? null : await this.resumeSeq(signal);
       if (nextSeq !== null) {
         st.replOffset = nextSeq - 1;
         st.setState((step = "send_psync"));

@@ -7,6 +7,7 @@ import type { Conn } from "../net/index.ts";
 import { call, encodeCommand, isOk, replyText, RespDecoder, RespError } from "../resp/index.ts";
 import type { RespValue } from "../resp/index.ts";
 import { masterRefusal, SyncError } from "./names.ts";
+import { MAX_BATCH_BYTES } from "./streamlog.ts";
 
 /** Step 1: `AUTH <pw>` must answer +OK; a refusal (other than -LOADING) cannot fix itself. */
 export async function sendAuth(conn: Conn, password: string): Promise<void> {
@@ -58,22 +59,25 @@ export async function sendPsync(conn: Conn, nextSeq: number, replid?: string | n
 /**
  * The incremental stream after PSYNC +OK (docs/protocol.md §3): bulk `ping` heartbeats and
  * WriteBatches whose sequence must be the expected one. Calls `onBatch` with the next expected
- * sequence after each batch and the batch itself (awaited: backpressure). Returns only by
- * throwing (deadline, EOF, protocol error, abort); every batch before the error was handed over.
+ * sequence after each batch and the batch itself, `onPing` at each heartbeat, and `onIdle`
+ * whenever the bytes received so far are used up and the read is about to wait for the master
+ * (all awaited: backpressure). Returns only by throwing (deadline, EOF, protocol error, abort, a
+ * callback's error); every batch before the error was handed over.
  */
 export async function followStream(
   conn: Conn,
   nextSeq: number,
   onBatch: (next: number, batch: Buffer) => void | Promise<void>,
-  onPing: () => void,
+  onPing: () => void | Promise<void>,
+  onIdle?: () => void | Promise<void>,
 ): Promise<never> {
   let expected = nextSeq;
-  const decoder = new RespDecoder({ maxBulk: 256 * 1024 * 1024, maxDepth: 1 });
+  const decoder = new RespDecoder({ maxBulk: MAX_BATCH_BYTES, maxDepth: 1 });
   for (;;) {
-    const v = await conn.read(decoder);
+    const v = await conn.read(decoder, onIdle);
     if (!Buffer.isBuffer(v) || v.length === 0) throw new SyncError("PROTOCOL", `master sent ${v === null ? "a null" : "an unexpected"} value on the replication stream`);
     if (v.length === 4 && v.toString("latin1") === "ping") {
-      onPing();
+      await onPing();
       continue;
     }
     if (v.length < 12) throw new SyncError("PROTOCOL", `WriteBatch of ${v.length} bytes is shorter than its 12-byte header`);

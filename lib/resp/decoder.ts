@@ -40,7 +40,20 @@ export interface DecoderLimits {
   maxDepth?: number;
   /** Accept inline commands ("PING\r\n", telnet style): server side only. */
   inline?: boolean;
+  /**
+   * Largest top-level value in bytes, every line and bulk of it counted with its framing (a
+   * server's cap on one request), checked at each header before its bytes are buffered. A
+   * function is read at each header: a server returns a lower cap until the client has
+   * authenticated. Default: no cap beyond the others.
+   */
+  maxTotal?: number | (() => number);
 }
+
+/**
+ * Largest request a server takes from a client that has not authenticated: an AUTH with a long
+ * password fits many times over (Redis allows 16 KiB per bulk before AUTH).
+ */
+export const MAX_UNAUTHENTICATED_BYTES = 64 * 1024;
 
 const CR = 13;
 const LF = 10;
@@ -71,6 +84,9 @@ export class RespDecoder {
   private readonly maxLine: number;
   private readonly maxDepth: number;
   private readonly inline: boolean;
+  private readonly maxTotal: number | (() => number);
+  /** Bytes of the current top-level value announced so far (lines, and bulks at their header). */
+  private total = 0;
   private stack: { items: RespValue[]; remaining: number }[] = [];
   private lineParts: Buffer[] = [];
   private lineLen = 0;
@@ -85,6 +101,7 @@ export class RespDecoder {
     this.maxLine = limits.maxLine ?? 64 * 1024;
     this.maxDepth = limits.maxDepth ?? 8;
     this.inline = limits.inline ?? false;
+    this.maxTotal = limits.maxTotal ?? Infinity;
   }
 
   /** True when a value is partly decoded. */
@@ -138,11 +155,20 @@ export class RespDecoder {
   private take(): RespValue {
     const v = this.out;
     this.out = null;
+    this.total = 0;
     return v;
+  }
+
+  /** Count `n` more bytes of the current value against maxTotal. */
+  private charge(n: number): void {
+    this.total += n;
+    const max = typeof this.maxTotal === "number" ? this.maxTotal : this.maxTotal();
+    if (this.total > max) throw perr(`request larger than ${max} bytes`);
   }
 
   /** Handle one line including its LF; true when a top-level value completed. */
   private line(raw: Buffer): boolean {
+    this.charge(raw.length);
     const hasCR = raw.length >= 2 && raw[raw.length - 2] === CR;
     const line = raw.subarray(0, raw.length - (hasCR ? 2 : 1));
     const t = line[0];
@@ -150,7 +176,10 @@ export class RespDecoder {
     if (!typed || !hasCR) {
       if (this.inline && this.stack.length === 0) {
         const args = splitInline(line);
-        if (args.length === 0) return false; // empty line: ignored, as Redis does
+        if (args.length === 0) {
+          this.total = 0;
+          return false; // empty line: ignored, as Redis does
+        }
         this.out = args;
         return true;
       }
@@ -169,6 +198,7 @@ export class RespDecoder {
         if (n === -1) return this.emit(null);
         if (n < 0) throw perr(`invalid bulk length ${n}`);
         if (n > this.maxBulk) throw perr(`bulk length ${n} above the limit of ${this.maxBulk}`);
+        this.charge(n + 2);
         this.bulkLen = n;
         this.bulkGot = 0;
         return false;

@@ -68,6 +68,22 @@ export function parseHostPort(flag: string, v: unknown): { host: string; port: n
   return { host: m[1], port: Number(m[2]) };
 }
 
+const HOST_LABEL = "(?!-)[A-Za-z0-9_-]{1,63}(?<!-)";
+const HOST_NAME_RE = new RegExp(`^${HOST_LABEL}(\\.${HOST_LABEL})*\\.?$`);
+
+/**
+ * True when `host` is a DNS host name (letters, digits, '-', '_' in dot-separated labels of at
+ * most 63 bytes, 253 in all), an IPv4 address, or an IPv6 address: nothing else (no spaces, no
+ * CR or LF) may name a master.
+ */
+export function isHostOrAddress(host: string): boolean {
+  if (host.length === 0 || host.length > 253) return false;
+  if (!host.includes(":")) return HOST_NAME_RE.test(host);
+  if (!/^[0-9A-Fa-f:.]+$/.test(host)) return false;
+  // The URL parser is a full IPv6 address parser.
+  return URL.canParse(`http://[${host}]/`);
+}
+
 /** Repeated flags arrive as arrays from the parser; single ones as a value. */
 export function list(v: unknown): string[] {
   if (v === undefined || v === null || v === false) return [];

@@ -28,9 +28,12 @@ export interface KvrProcess {
   exited: Promise<number>;
 }
 
-/** Spawn `kvr <args> --json`, collecting NDJSON events from stdout. */
-export function spawnKvr(args: string[], env: Record<string, string> = {}): KvrProcess {
-  const proc = Bun.spawn([KVR_BIN, ...args, "--json"], {
+/**
+ * Spawn `kvr <args> --json`, collecting NDJSON events from stdout. `prefix` runs it under another
+ * program that execs it in place (strace -D: see helpers/strace.ts), so signals still reach kvr.
+ */
+export function spawnKvr(args: string[], env: Record<string, string> = {}, prefix: string[] = []): KvrProcess {
+  const proc = Bun.spawn([...prefix, KVR_BIN, ...args, "--json"], {
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

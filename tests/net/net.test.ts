@@ -151,6 +151,63 @@ describe("abort settles every pending wait at once", () => {
     await c.closed;
   });
 
+  /** A peer that sends `data` then closes (FIN); resolves once the client saw the whole close. */
+  async function closedAfter(data: Buffer, signal: AbortSignal): Promise<Conn> {
+    const s = await server(async (c) => {
+      await c.write(data);
+      c.end();
+    });
+    const c = await connect("127.0.0.1", s.port, { readMs: 10_000, signal });
+    await c.closed;
+    return c;
+  }
+
+  test("after the peer closed, an abort still wins: buffered lines and bytes are no longer served", async () => {
+    const ac = new AbortController();
+    const c = await closedAfter(Buffer.from("first\r\nsecond\r\n" + "x".repeat(1000)), ac.signal);
+    expect(await c.readLine()).toBe("first");
+    ac.abort();
+    expect((await failure(c.readLine())).err.code).toBe("ABORTED");
+    expect((await failure(c.readExactly(10, () => {}))).err.code).toBe("ABORTED");
+    expect((await failure(c.readChunk())).err.code).toBe("ABORTED");
+    expect((await failure(c.read(new RespDecoder()))).err.code).toBe("ABORTED");
+    expect(c.pending).toBe(0);
+  });
+
+  test("after the peer closed, an abort cuts a sink short at once and no later chunk reaches it", async () => {
+    const ac = new AbortController();
+    // Several chunks (below the read high-water mark), all received and buffered before the abort.
+    const c = await closedAfter(Buffer.alloc(512 << 10, 9), ac.signal);
+    let calls = 0;
+    let afterAbort = 0;
+    const p = c.readExactly(512 << 10, () => {
+      calls++;
+      if (ac.signal.aborted) afterAbort++;
+      return Bun.sleep(300); // a slow disk
+    });
+    while (calls === 0) await Bun.sleep(5);
+    const t0 = performance.now();
+    ac.abort();
+    const { err } = await failure(p);
+    expect(err.code).toBe("ABORTED");
+    expect(performance.now() - t0).toBeLessThan(100);
+    await Bun.sleep(400);
+    expect(afterAbort).toBe(0);
+    expect(calls).toBe(1);
+  });
+
+  test("destroy() after the peer closed: buffered bytes are no longer served, a raced sink is cut", async () => {
+    const c = await closedAfter(Buffer.from("line\r\n" + "y".repeat(100)), new AbortController().signal);
+    const slow = c.readExactly(100, () => Bun.sleep(300)).catch((e) => e as NetError);
+    // readLine first would consume "line": destroy while the sink of the first piece still runs.
+    await Bun.sleep(20);
+    c.destroy();
+    const err = await slow;
+    expect((err as NetError).code).toBe("CLOSED");
+    expect((await failure(c.readChunk())).err.code).toBe("CLOSED");
+    expect((await failure(c.readLine())).err.message).toContain("closed locally");
+  });
+
   test("an already-aborted signal fails connect without a socket", async () => {
     const s = await server();
     const ac = new AbortController();

@@ -246,7 +246,7 @@ describe("topology parser, generated input", () => {
       }),
       { numRuns: 500 },
     );
-  });
+  }, 30_000);
 
   test(`property (2,000 runs): one of ${MUTATIONS.length} single mutations on one line → rejected with Kvrocks' message, on that line`, () => {
     const seen = new Set<string>();
@@ -272,5 +272,5 @@ describe("topology parser, generated input", () => {
       { numRuns: 2000 },
     );
     expect(seen.size).toBe(MUTATIONS.length);
-  });
+  }, 30_000);
 });

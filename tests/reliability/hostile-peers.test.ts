@@ -352,6 +352,60 @@ describe("hostile clients", () => {
     for (const c of idle) c.destroy();
   }, 30_000);
 
+  /** Peak resident set size (VmHWM of /proc/<pid>/status), in bytes. */
+  const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) * 1024;
+
+  /** Stream `*1024` and `bulks` arguments of `size` bytes without AUTH; resolve with what came back. */
+  async function flood(port: number, size: number, bulks: number): Promise<{ reply: string; sent: number }> {
+    const c = await connect("127.0.0.1", port, { connectMs: 2000, readMs: 5000, writeMs: 5000 });
+    const body = Buffer.alloc(size, 0x61);
+    let sent = 0;
+    try {
+      await c.write("*1024\r\n");
+      for (let i = 0; i < bulks; i++) {
+        await c.write(`$${body.length}\r\n`);
+        await c.write(body);
+        await c.write("\r\n");
+        sent += body.length;
+      }
+    } catch {
+      // Refused and closed by the server: the writes fail.
+    }
+    // The reply was received meanwhile (lib/net reads in the background), unless the reset won.
+    const reply = await c.readLine().catch(() => "");
+    c.destroy();
+    return { reply, sent };
+  }
+
+  for (const kind of ["master", "replica"] as const) {
+    test(`${kind}: 512 MiB of largest-size arguments before AUTH → refused at the first, peak memory flat; after AUTH a command above its cap → -ERR Protocol error and close`, async () => {
+      const d = tempDir("kvr-cap-");
+      cleanups.push(d.cleanup);
+      const p = await startKvr(kind, kind === "master" ? ["--generate", "1x4KiB"] : ["--dir", d.path], { KVR_REQUIREPASS: "cap-pw" });
+      procs.push(p);
+      // Each argument at the per-argument limit: 4 MiB on the master, 8 MiB on the admin port.
+      const arg = kind === "master" ? 4 << 20 : 8 << 20;
+      const peak0 = peakRss(p.pid);
+      const f = await flood(p.port, arg, (512 << 20) / arg);
+      const grew = peakRss(p.pid) - peak0;
+      console.log(`${kind}: 512 MiB flood before AUTH: ${(f.sent / 1048576).toFixed(0)} MiB written before the close, reply ${JSON.stringify(f.reply)}, peak RSS +${(grew / 1e6).toFixed(1)} MB`);
+      expect(f.reply === "" || f.reply === "-ERR Protocol error: request larger than 65536 bytes").toBe(true);
+      expect(f.sent).toBeLessThan(512 << 20);
+      expect(grew).toBeLessThan(50e6);
+      // Exactly at a header: the reply is readable, then the close.
+      const pre = await hostile(p.port, "*2\r\n$4\r\nAUTH\r\n$70000\r\n");
+      expect(pre).toEqual({ reply: "-ERR Protocol error: request larger than 65536 bytes\r\n", closed: false });
+      // Authenticated: arguments up to the per-argument limit, but not a command above the total cap.
+      const c = await connect("127.0.0.1", p.port, { connectMs: 2000, readMs: 5000 });
+      expect(replyText(await call(c, ["AUTH", "cap-pw"]))).toBe("OK");
+      await c.write(Buffer.concat([Buffer.from(`*3\r\n$4\r\nPING\r\n$${arg}\r\n`), Buffer.alloc(arg, 0x62), Buffer.from(`\r\n$${arg}\r\n`)]));
+      expect(await c.readLine()).toBe(`-ERR Protocol error: request larger than ${2 * arg} bytes`);
+      expect(await c.readChunk()).toBeNull();
+      c.destroy();
+      expect(replyText(await command(p.port, ["PING"], "cap-pw"))).toBe("PONG");
+    }, 60_000);
+  }
+
   test("every master and admin command before AUTH → -NOAUTH, nothing served (see auth.test.ts for each command)", async () => {
     const m = await startKvr("master", ["--generate", "1x1KiB"], { KVR_REQUIREPASS: "pw-before" });
     procs.push(m);

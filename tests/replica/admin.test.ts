@@ -168,3 +168,23 @@ test("an admin port in use: one line naming the admin port and suggesting --port
   expect(lines[0]).toContain(`cannot listen on the admin port 127.0.0.1:${holder.port}: the port is already in use`);
   expect(lines[0]).toContain("--port 0");
 });
+
+test("SLAVEOF with CR/LF or spaces in the host: -ERR Invalid host, nothing forged in INFO or the log; host names and addresses accepted", async () => {
+  const r = await replica();
+  const forged = "10.255.255.1\r\nmaster_link_status:up\r\nslave_repl_offset:999999";
+  for (const host of [forged, "10.0.0.1 6379", "a\nb", "", "-x", "x:y"]) {
+    expect({ host, reply: await text(r.port, ["SLAVEOF", host, "6379"]) }).toEqual({ host, reply: "-ERR Invalid host" });
+  }
+  const i = replyText(await admin(r.port, ["INFO", "replication"]));
+  expect(i).toContain("role:master");
+  expect(i).not.toContain("999999");
+  expect(i).not.toContain("master_link_status:up");
+  expect(r.kvr.stderr()).not.toContain("999999");
+  expect(JSON.stringify(r.kvr.events)).not.toContain("999999");
+  // Valid names and addresses are taken (nothing listens on port 1: the run just retries).
+  for (const host of ["localhost", "127.0.0.1", "::1", "kvrocks-0.kvrocks.svc.cluster.local"]) {
+    expect({ host, reply: await text(r.port, ["SLAVEOF", host, "1"]) }).toEqual({ host, reply: "OK" });
+    expect((await info(r.port)).master_host).toBe(host);
+  }
+  expect(await text(r.port, ["SLAVEOF", "NO", "ONE"])).toBe("OK");
+});

@@ -11,9 +11,9 @@ export interface Replica {
   stop(): Promise<number | null>;
 }
 
-/** Start `kvr replica --port 0 <args>` and wait for its admin port. */
-export async function startReplica(args: string[], env: Record<string, string> = {}): Promise<Replica> {
-  const kvr = spawnKvr(["replica", "--port", "0", ...args], env);
+/** Start `kvr replica --port 0 <args>` (under `prefix`, e.g. strace) and wait for its admin port. */
+export async function startReplica(args: string[], env: Record<string, string> = {}, prefix: string[] = []): Promise<Replica> {
+  const kvr = spawnKvr(["replica", "--port", "0", ...args], env, prefix);
   try {
     const ev = await kvr.waitEvent((e) => e.event === "listening", 10_000);
     return { kvr, port: Number(ev.port), stop: () => kvr.stop("SIGTERM", 3000) };

@@ -8,8 +8,9 @@ import { join } from "node:path";
 import { call, replyText } from "../../lib/resp/index.ts";
 import { connect } from "../../lib/net/index.ts";
 import { cleanupAfterEach } from "../helpers/kvr.ts";
+import { straced } from "../helpers/strace.ts";
 import { bytes } from "./fake-master.ts";
-import { admin, diffDir, establishedTo, ID_R, info, startMaster, startReplica, topology, type Master, type Replica } from "./helpers.ts";
+import { admin, diffDir, establishedTo, ID_R, info, startMaster, startReplica, topology, until, type Master, type Replica } from "./helpers.ts";
 
 const { defer, temp } = cleanupAfterEach();
 
@@ -145,3 +146,30 @@ test("20 SETNODES alternating between a stalled master and a live one: every rep
   expect(await establishedTo(b.port)).toBe(0);
   noTmp(dir);
 }, 30_000);
+
+test("a slow disk and a master that already sent every file and closed: SLAVEOF NO ONE stops the sync at once, no further file, no CURRENT", async () => {
+  // 43 small files, all sent at once (the master closes after the last); each fsync takes 300 ms.
+  const m = await startMaster(["--generate", "40x16KiB"]);
+  defer(() => m.stop());
+  const dir = temp();
+  const r = await startReplica(["--dir", dir, "--workers", "1"], {}, straced(["-e", "trace=fsync", "-e", "inject=fsync:delay_enter=300000"]));
+  defer(() => r.stop());
+  expect(replyText(await admin(r.port, ["SLAVEOF", "127.0.0.1", String(m.port)]))).toBe("OK");
+  // A few files in: the master has sent everything and closed by now (640 KiB on loopback).
+  await r.kvr.waitEvent((e) => e.event === "file-done" && r.kvr.events.filter((x) => x.event === "file-done").length >= 2, 15_000);
+  await until(async () => (await establishedTo(m.port)) === 0, 5000);
+  const before = readdirSync(dir).filter((n) => !n.endsWith(".tmp")).length;
+  const t0 = performance.now();
+  expect(replyText(await admin(r.port, ["SLAVEOF", "NO", "ONE"], 60_000))).toBe("OK");
+  const ms = performance.now() - t0;
+  console.log(`SLAVEOF NO ONE with every file buffered and a 300 ms fsync: +OK in ${ms.toFixed(0)} ms (${before} files were in place)`);
+  // At most the fsync in flight finishes (300 ms); without the abort winning it took ~13 s.
+  expect(ms).toBeLessThan(1500);
+  await Bun.sleep(700);
+  const after = readdirSync(dir);
+  expect(after).not.toContain("CURRENT");
+  expect(after.filter((n) => n.endsWith(".tmp"))).toEqual([]);
+  expect(after.length).toBeLessThanOrEqual(before + 2);
+  expect(after.length).toBeLessThan(43);
+  expect(await info(r.port)).toMatchObject({ role: "master", kvr_state: "idle" });
+}, 40_000);

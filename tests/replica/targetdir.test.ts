@@ -1,6 +1,6 @@
 /** The target directory guard: a full sync deletes only what looks like a checkpoint or kvr's state. */
 import { expect, test } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { replyText } from "../../lib/resp/index.ts";
 import { isReplicaFileName, prepareDir } from "../../lib/replica/files.ts";
@@ -61,4 +61,18 @@ test("a foreign file that appears after start-up fails the full sync with the sa
   expect(i.kvr_last_error).toContain("use an empty directory or a former replica directory");
   expect(r.kvr.events.find((e) => e.event === "retry" || (e.event === "state" && e.state === "fetch_files"))).toBeUndefined();
   expect(ls(dir)).toEqual(["000099.sst", "notes.txt"]);
+});
+
+test("start-up: a symbolic link named like kvr's state or a checkpoint file → exit 2, the file it points to untouched", async () => {
+  const outside = join(temp(), "outside.txt");
+  writeFileSync(outside, "28 bytes that must stay here");
+  for (const name of ["kvr-stream.log", "CURRENT", "000012.sst.tmp"]) {
+    const dir = temp();
+    symlinkSync(outside, join(dir, name));
+    const r = await runKvr(["replica", "--dir", dir, "--master", "127.0.0.1:1", "--port", "0"], { timeoutMs: 10_000 });
+    expect({ name, code: r.code }).toEqual({ name, code: 2 });
+    expect(r.stderr).toContain(`--dir ${dir}: ${name} is a symbolic link; kvr writes only regular files inside --dir: remove it`);
+    expect(r.stderr).not.toContain("connecting");
+  }
+  expect(readFileSync(outside, "utf8")).toBe("28 bytes that must stay here");
 });

@@ -75,6 +75,20 @@ describe("decoder", () => {
     expect(decodeAll([Buffer.from("\r\nPING\n")], { inline: true })).toEqual([[Buffer.from("PING")]]);
   });
 
+  test("maxTotal caps one request at its headers (framing counted), resets per request, and may change between requests", () => {
+    let authed = false;
+    const d = new RespDecoder({ inline: true, maxTotal: () => (authed ? 100 : 40) });
+    // 4 + 10 + 8 + 10 bytes = 32 ≤ 40: fine, twice in a row (the count starts again).
+    const small = encodeCommand(["AUTH", "pw"]);
+    expect(d.feed(small).value).toEqual([Buffer.from("AUTH"), Buffer.from("pw")]);
+    expect(d.feed(small).value).toEqual([Buffer.from("AUTH"), Buffer.from("pw")]);
+    // A bulk header that would pass the cap is refused before any of its bytes arrive.
+    expect(() => new RespDecoder({ maxTotal: 40 }).feed(Buffer.from("*2\r\n$4\r\nAUTH\r\n$30\r\n"))).toThrow("Protocol error: request larger than 40 bytes");
+    authed = true;
+    expect(d.feed(encodeCommand(["PING", "x".repeat(60)])).done).toBe(true);
+    expect(() => d.feed(encodeCommand(["PING", "x".repeat(90)]))).toThrow("Protocol error: request larger than 100 bytes");
+  });
+
   test("inline is refused on the client side", () => {
     expect(() => new RespDecoder().feed(Buffer.from("hello\r\n"))).toThrow(/Protocol error/);
   });

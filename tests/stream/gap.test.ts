@@ -4,72 +4,23 @@
  * back with PSYNC <last good sequence + 1> — never a full sync.
  */
 import { afterEach, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { listen, type Conn, type Server } from "../../lib/net/index.ts";
-import { bareLine, OK, RespDecoder } from "../../lib/resp/index.ts";
-import { buildManifest, currentFileFor, encodePutBatch } from "../../lib/rocksdb/index.ts";
 import { recoverStreamLog } from "../../lib/replica/streamlog.ts";
 import { tempDir } from "../helpers/kvr.ts";
 import { info, startReplica, until } from "../replica/helpers.ts";
+import { batches, scriptedMaster as scripted, writeCheckpoint } from "./scripted-master.ts";
+import type { Conn } from "../../lib/net/index.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-const frame = (b: Buffer) => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from("\r\n")]);
-/** `n` one-record batches from `from`. */
-const batches = (from: number, n: number) => Buffer.concat(Array.from({ length: n }, (_, i) => frame(encodePutBatch(from + i, [{ key: `k${from + i}`, value: "v" }]))));
-
-/**
- * A master answering the handshake; every PSYNC is recorded and answered +OK, then `script(n,
- * conn)` writes the stream of the n-th PSYNC (0-based).
- */
-async function scriptedMaster(script: (n: number, from: number, conn: Conn) => Promise<void>) {
-  const psyncs: number[] = [];
-  const commands: string[] = [];
-  const server: Server = await listen(
-    "127.0.0.1",
-    0,
-    async (conn) => {
-      const dec = new RespDecoder({ inline: true });
-      try {
-        for (;;) {
-          const args = ((await conn.read(dec)) as Buffer[]).map((b) => b.toString());
-          const cmd = args[0].toLowerCase();
-          commands.push(cmd);
-          if (cmd === "_db_name") await conn.write(bareLine("change.me.db"));
-          else if (cmd === "replconf") await conn.write(OK);
-          else if (cmd === "psync") {
-            const from = Number(args[args.length - 1]);
-            psyncs.push(from);
-            await conn.write(OK);
-            await script(psyncs.length - 1, from, conn);
-            return;
-          } else {
-            await conn.write("-ERR not in this script\r\n");
-            conn.end();
-            return;
-          }
-        }
-      } catch {
-        conn.destroy();
-      }
-    },
-    { readMs: 0, writeMs: 0 },
-  );
-  cleanups.push(() => server.close(10));
-  return { port: server.port, psyncs, commands };
-}
+const scriptedMaster = (script: (n: number, from: number, conn: Conn) => Promise<void>) => scripted(script, (fn) => cleanups.push(fn));
 
 /** A target holding a checkpoint at sequence `seq` (a MANIFEST and CURRENT). */
 function checkpointDir(seq: number): string {
   const d = tempDir("kvr-gap-");
   cleanups.push(d.cleanup);
-  writeFileSync(join(d.path, "MANIFEST-000003"), buildManifest({ seq }));
-  writeFileSync(join(d.path, "CURRENT"), currentFileFor(3));
-  return d.path;
+  return writeCheckpoint(d.path, seq);
 }
 
 test("a sequence gap is a protocol error: the batches before it are kept, PSYNC resumes at the last good + 1", async () => {
