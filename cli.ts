@@ -56,11 +56,13 @@ cli
   .option("--write-rate <n/s>", "Produce this many WriteBatches per second for PSYNC streams (0 = none); deterministic: the same --seq and seed give the same history", { default: "0" })
   .option("--write-total <n>", "Stop writing after this many batches (0 = never)", { default: "0" })
   .option("--wal-window <n>", "WriteBatches retained for PSYNC; older sequences need a full sync", { default: "100000" })
+  .option("--node-id <id>", "Cluster mode with this 40-character node id: CLUSTERX, CLUSTER NODES|INFO (default: standalone)")
   .example("  kvr master --generate 64x4MiB --rate 25 --port 6666")
   .example("  kvr master --dir /var/lib/kvrocks/checkpoint --requirepass secret")
   .example("  kvr master --fault stall:after-bytes=10MiB --fault delay:ms=200,on=_fetch_meta")
   .example("  kvr master --generate 8x1MiB --seq 1000 --write-rate 5000 --wal-window 100000")
   .example("  redis-cli -p 6666 KVR FAULT ADD reset:after-files=3,once")
+  .example("  kvr master --node-id $(printf 'a%.0s' {1..40}) --port 7000    # a cluster node: then kvr setnodes")
   .example(
     "\nFaults (kind[:key=value,...]):\n" +
       "  stall            stop sending and reading, keep the socket open (no FIN, no RST)\n" +
