@@ -190,7 +190,12 @@ function replicationFindings(n: NodeRecord, idx: Index, th: Thresholds): Finding
   const known = lag.filter((x): x is number => x !== null);
   const last = lag[lag.length - 1];
   if (last === null || last === undefined) return out;
-  const growing = known.length >= 2 && known.length === lag.length && known.every((x, i) => i === 0 || x > known[i - 1]) && known[known.length - 1] - known[0] > th.maxLag / 100;
+  // Growing: more behind in every sample, by over a tenth of what the master wrote meanwhile (so
+  // the few sequences written between the two probes of a sample cannot look like growth).
+  const mo = numSeries(m, "master_repl_offset");
+  const wrote = (mo[lag.length - 1] ?? 0) - (mo[0] ?? 0);
+  const growing =
+    known.length >= 2 && known.length === lag.length && known.every((x, i) => i === 0 || x > known[i - 1]) && known[known.length - 1] - known[0] > wrote / 10;
   if (last > th.maxLag || growing) {
     out.push({
       code: "lag",

@@ -40,6 +40,8 @@ export interface FakeNodeOptions {
   clusterNodes?: string;
   /** Answer a command with these bytes instead ("close": close the connection; null: as usual). */
   raw?: (args: string[]) => string | Buffer | "close" | null;
+  /** Close the connection right after a raw answer (a reply cut off). */
+  closeAfterRaw?: boolean;
 }
 
 export interface FakeNode {
@@ -105,6 +107,10 @@ export async function startFakeNode(o: FakeNodeOptions = {}): Promise<FakeNode> 
         }
         if (raw !== null) {
           await c.write(raw);
+          if (o.closeAfterRaw) {
+            c.end();
+            return;
+          }
           continue;
         }
         if (name === "PING") {
