@@ -1,0 +1,96 @@
+/**
+ * doctor-fanout: `kvr doctor --samples 1` on a 200-node cluster discovered from one seed, 20 of
+ * whose nodes accept and read but never reply (frozen), with a 1 s reply deadline. Goals: wall
+ * ≤ 1.3 × the deadline (a frozen node costs one deadline, all of them at once) and peak RSS
+ * of the doctor < 100 MB. The nodes are RESP servers in this process answering as Kvrocks does
+ * (lib/cluster's INFO and CLUSTER NODES text): node 0 a master with every slot, the rest its replicas.
+ */
+import { clusterSection, formatClusterNodes, newServerStats, parseNodes, serverSection, statsSection, type Topology } from "../lib/cluster/index.ts";
+import type { Server } from "../lib/net/index.ts";
+import { bulk, error, simple } from "../lib/resp/index.ts";
+import { runStandalone, summary, type BenchContext, type Row } from "./support/harness.ts";
+import { spawnKvr } from "./support/kvr.ts";
+import { respTarget } from "./support/targets.ts";
+
+export const NAME = "doctor-fanout";
+const NODES = 200;
+const FROZEN = 20;
+const DEADLINE_MS = 1000;
+const RSS_LIMIT = 100e6;
+
+const nodeId = (i: number) => (i + 1).toString(16).padStart(40, "0");
+const frozen = (i: number) => i % (NODES / FROZEN) === NODES / FROZEN - 1;
+
+/** Every reply of node i, encoded once. */
+function replies(i: number, t: Topology, masterPort: number, port: number): Map<string, Buffer> {
+  const replication =
+    i === 0
+      ? `# Replication\r\nrole:master\r\nconnected_slaves:${NODES - 1}\r\nmaster_repl_offset:1000\r\n`
+      : `# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:${masterPort}\r\nmaster_link_status:up\r\nmaster_sync_unrecoverable_error:no\r\n` +
+        "master_sync_in_progress:0\r\nmaster_last_io_seconds_ago:0\r\nslave_repl_offset:1000\r\nslave_priority:100\r\nconnected_slaves:0\r\nmaster_repl_offset:1000\r\n";
+  const now = Date.now();
+  return new Map([
+    ["PING", simple("PONG")],
+    ["INFO server", bulk(serverSection({ cluster: true, port, startedMs: now }))],
+    ["INFO replication", bulk(replication)],
+    ["INFO stats", bulk(statsSection(newServerStats()))],
+    ["INFO cluster", bulk(clusterSection(true))],
+    ["CLUSTER NODES", bulk(formatClusterNodes(t, nodeId(i), 1, now))],
+    ["CLUSTER INFO", bulk(`cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_known_nodes:${NODES}\r\ncluster_current_epoch:1\r\n`)],
+    ["CLUSTERX VERSION", bulk("1")],
+  ]);
+}
+
+export async function bench(ctx: BenchContext): Promise<Row[]> {
+  const runs = Number(process.env.KVR_BENCH_DOCTOR_RUNS ?? 5);
+  const servers: Server[] = [];
+  const answers: Array<Map<string, Buffer>> = [];
+  const unknown = error("ERR unknown command");
+  try {
+    for (let i = 0; i < NODES; i++) servers.push(await respTarget(frozen(i) ? null : (args) => answers[i].get(args.join(" ")) ?? unknown));
+    const lines = servers.map((s, i) => (i === 0 ? `${nodeId(0)} 127.0.0.1 ${s.port} master - 0-16383` : `${nodeId(i)} 127.0.0.1 ${s.port} slave ${nodeId(0)}`));
+    const t = parseNodes(lines.join("\n"));
+    for (let i = 0; i < NODES; i++) answers.push(replies(i, t, servers[0].port, servers[i].port));
+
+    const walls: number[] = [];
+    const rss: number[] = [];
+    const reported: number[] = [];
+    const unresponsive: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const t0 = performance.now();
+      const child = spawnKvr(ctx.bin, ["doctor", "--seed", `127.0.0.1:${servers[0].port}`, "--samples", "1", "--timeout", `${DEADLINE_MS}ms`, "--connect-timeout", `${DEADLINE_MS}ms`]);
+      const kill = setTimeout(() => child.proc.kill("SIGKILL"), 30_000);
+      await child.exited;
+      clearTimeout(kill);
+      walls.push(performance.now() - t0);
+      await child.drained;
+      rss.push(child.maxRss() ?? NaN);
+      const nodes = child.lines.filter((l) => l.event === "node");
+      reported.push(nodes.length);
+      unresponsive.push(nodes.filter((n) => n.status === "unresponsive").length);
+      ctx.log(`run ${r + 1}: wall ${walls[r].toFixed(0)} ms, peak RSS ${(rss[r] / 1e6).toFixed(1)} MB, ${nodes.length} nodes, ${unresponsive[r]} unresponsive, exit ${child.proc.exitCode}`);
+    }
+    const w = summary(walls);
+    const m = summary(rss.map((x) => x / 1e6));
+    const ratio = w.max / DEADLINE_MS;
+    const allFound = reported.every((n) => n === NODES) && unresponsive.every((n) => n === FROZEN);
+    return [
+      {
+        name: NAME,
+        figure: `wall median ${w.median} ms, max ${w.max} ms; peak RSS max ${m.max} MB; ${Math.min(...reported)}/${NODES} nodes, ${Math.min(...unresponsive)} unresponsive`,
+        value: w.max,
+        unit: "ms",
+        reference: `deadline ${DEADLINE_MS} ms; RSS limit ${RSS_LIMIT / 1e6} MB`,
+        ratio,
+        goal: "wall ≤ 1.3 × deadline, peak RSS < 100 MB",
+        met: ratio <= 1.3 && m.max * 1e6 < RSS_LIMIT && allFound,
+        note: `${runs} runs (ratio from the slowest; RSS ratio to the limit ${(m.max / (RSS_LIMIT / 1e6)).toFixed(2)}), ${NODES} nodes discovered from one seed's CLUSTER NODES, ${FROZEN} frozen (accept, read, never reply), --samples 1; wall = spawn → exit of the compiled binary`,
+        details: { wallMs: w, rssMB: m, reported, unresponsive },
+      },
+    ];
+  } finally {
+    await Promise.all(servers.map((s) => s.close(20)));
+  }
+}
+
+if (import.meta.main) await runStandalone(NAME, bench);
