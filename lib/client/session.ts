@@ -5,7 +5,7 @@
  * (and the lib/net code underneath, when there was one).
  */
 import { connect, isNetError, type Conn, type NetErrorCode } from "../net/index.ts";
-import { call, RespDecoder, RespError, type RespValue } from "../resp/index.ts";
+import { call, encodeCommand, RespDecoder, RespError, type RespValue } from "../resp/index.ts";
 import type { NodeAddr } from "./addr.ts";
 
 /** error: the node replied an error; timeout: a connect or reply deadline; refused; failed: anything else. */
@@ -42,6 +42,12 @@ export interface Session {
   command(phase: string, args: string[]): Promise<RespValue>;
   /** Send one command and report how long the reply took (send → reply), in ms. */
   timed(phase: string, args: string[]): Promise<{ reply: RespValue; ms: number }>;
+  /**
+   * Send several commands in one write and read their replies in order, all within one reply
+   * deadline (one round trip instead of one per command). Error replies come back as RespError
+   * values; anything else that fails throws NodeFailure. `ms[i]`: send → reply i.
+   */
+  pipeline(phase: string, commands: string[][]): Promise<{ replies: RespValue[]; ms: number[] }>;
   close(): void;
 }
 
@@ -66,27 +72,47 @@ export async function openSession(node: NodeAddr, o: SessionOptions): Promise<Se
   } catch (e) {
     throw fromNetError(e, "connect", o.connectMs, false);
   }
-  const timed = async (phase: string, args: string[]) => {
+  /** Run `io` under the hard reply deadline: on expiry the connection is aborted. */
+  const underDeadline = async <T>(phase: string | (() => string), io: () => Promise<T>): Promise<T> => {
     let expired = false;
     const timer = setTimeout(() => {
       expired = true;
       ctl.abort();
     }, o.timeoutMs);
-    const t0 = performance.now();
-    let reply: RespValue;
     try {
-      reply = await call(conn, args, new RespDecoder({ maxBulk }));
+      return await io();
     } catch (e) {
-      throw fromNetError(e, phase, o.timeoutMs, expired);
+      throw fromNetError(e, typeof phase === "string" ? phase : phase(), o.timeoutMs, expired);
     } finally {
       clearTimeout(timer);
     }
+  };
+  const timed = async (phase: string, args: string[]) => {
+    const t0 = performance.now();
+    const reply = await underDeadline(phase, () => call(conn, args, new RespDecoder({ maxBulk })));
     const ms = performance.now() - t0;
     if (reply instanceof RespError) throw new NodeFailure("error", phase, `-${reply.message}`);
     return { reply, ms };
   };
+  const pipeline = (phase: string, commands: string[][]) => {
+    const replies: RespValue[] = [];
+    const ms: number[] = [];
+    // A failure names the command whose reply was awaited.
+    const current = () => (commands[replies.length] ?? commands[commands.length - 1]).join(" ") || phase;
+    return underDeadline(current, async () => {
+      const t0 = performance.now();
+      await conn.write(Buffer.concat(commands.map((c) => encodeCommand(c))));
+      const dec = new RespDecoder({ maxBulk });
+      for (let i = 0; i < commands.length; i++) {
+        replies.push(await conn.read(dec));
+        ms.push(performance.now() - t0);
+      }
+      return { replies, ms };
+    });
+  };
   const session: Session = {
     timed,
+    pipeline,
     command: async (phase, args) => (await timed(phase, args)).reply,
     close: () => conn.destroy(),
   };

@@ -3,6 +3,7 @@
  * evidence (the fields and their values per sample) and the next step. Pure: no I/O.
  */
 import { canonicalLine, CLUSTER_SLOTS, type ClusterNodesEntry, type ClusterNodesView } from "../cluster/index.ts";
+import type { Sample } from "./probe.ts";
 import type { NodeRecord } from "./survey.ts";
 import { entryAddress, Index, infoMasterOf, lagSeries, lastSample, numSeries, roleOf, series, topologyVersionOf, versionOf } from "./view.ts";
 
@@ -282,8 +283,8 @@ function groupBy<T>(xs: T[], key: (x: T) => string): Array<{ key: string; items:
   return [...m].map(([k, items]) => ({ key: k, items }));
 }
 
-/** The topology of a view as sorted canonical lines. */
-const canonical = (v: ClusterNodesView) => v.entries.map(canonicalLine).sort();
+/** The topology's content key (sorted canonical lines), computed when the survey did not. */
+const keyOf = (s: Sample) => s.topologyKey ?? s.clusterNodes!.entries.map(canonicalLine).sort().join("\n");
 
 function topologyFindings(nodes: NodeRecord[]): Finding[] {
   const cn = clusterNodesOf(nodes);
@@ -306,7 +307,7 @@ function topologyFindings(nodes: NodeRecord[]): Finding[] {
     });
   }
   const withView = cn.filter(({ s }) => s.clusterNodes);
-  const contents = groupBy(withView, ({ s }) => canonical(s.clusterNodes!).join("\n"));
+  const contents = groupBy(withView, ({ s }) => keyOf(s));
   if (contents.length > 1) {
     const sets = contents.map((g) => new Set(g.key.split("\n")));
     const all = new Set(sets.flatMap((x) => [...x]));
@@ -369,7 +370,7 @@ function roleMismatches(nodes: NodeRecord[]): Finding[] {
 function referenceView(nodes: NodeRecord[]): { view: ClusterNodesView; holders: string[] } | null {
   const withView = clusterNodesOf(nodes).filter(({ s }) => s.clusterNodes);
   if (withView.length === 0) return null;
-  const groups = groupBy(withView, ({ s }) => canonical(s.clusterNodes!).join("\n"));
+  const groups = groupBy(withView, ({ s }) => keyOf(s));
   groups.sort((a, b) => b.items.length - a.items.length || (topologyVersionOf(b.items[0].s) ?? -1) - (topologyVersionOf(a.items[0].s) ?? -1));
   return { view: groups[0].items[0].s.clusterNodes!, holders: groups[0].items.map(({ n }) => n.address) };
 }

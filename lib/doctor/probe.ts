@@ -4,8 +4,9 @@
  * cannot be looked at is a ProbeFailure saying why.
  */
 import { NodeFailure, openSession, parseInfo, type NodeAddr, type Session } from "../client/index.ts";
-import { ClusterNodesError, parseClusterNodes, type ClusterNodesView } from "../cluster/index.ts";
-import { replyText, type RespValue } from "../resp/index.ts";
+import { ClusterNodesError, type ClusterNodesView } from "../cluster/index.ts";
+import { topologyReader, type TopologyReader } from "./topology.ts";
+import { replyText, RespError, type RespValue } from "../resp/index.ts";
 
 /**
  * Every command kvr doctor sends, in order (AUTH first when a password is given; the CLUSTER
@@ -26,15 +27,21 @@ export const PROBE_COMMANDS: readonly string[][] = [
 export interface Sample {
   /** When the look began, in ms since the run started. */
   atMs: number;
-  /** PING send → reply. */
+  /** PING send → reply (PING goes first, with the INFO commands right behind it). */
   pingMs: number;
   server: Record<string, string>;
   replication: Record<string, string>;
   stats: Record<string, string>;
   /** INFO server redis_mode:cluster, or INFO cluster cluster_enabled:1. */
   clusterMode: boolean;
-  /** The node's CLUSTER NODES; null when not in cluster mode, not initialized or unreadable (see clusterNote). */
+  /**
+   * The node's CLUSTER NODES; null when not in cluster mode, not initialized or unreadable (see
+   * clusterNote). Its entries may be shared with other samples holding the same topology (see
+   * survey.ts): only `myself` and `version` are this node's own.
+   */
   clusterNodes: ClusterNodesView | null;
+  /** The topology's content as sorted nodes-string lines joined by "\n" (equal strings = same topology). */
+  topologyKey: string | null;
   /** Why clusterNodes is null in cluster mode: the error reply ("CLUSTERDOWN …") or what could not be read. */
   clusterNote: string | null;
   clusterInfo: Record<string, string> | null;
@@ -73,56 +80,61 @@ function classify(e: unknown, ms: number): ProbeFailure {
   return { status: "protocol", phase: e.phase, detail: e.message, ms };
 }
 
-/** Send one command; an error reply is returned as null with its text, anything else that fails throws NodeFailure. */
-async function ask(s: Session, args: string[]): Promise<{ reply: RespValue | null; error: string | null }> {
+const text = (v: RespValue): string | null => (Buffer.isBuffer(v) ? v.toString("utf8") : null);
+const infoOf = (v: RespValue): Record<string, string> => parseInfo(text(v) ?? "");
+
+/** PING and the four INFO sections: one round trip. */
+const FIRST = PROBE_COMMANDS.slice(0, 5) as string[][];
+/** The cluster commands: a second round trip, to a node in cluster mode only. */
+const CLUSTER_COMMANDS = PROBE_COMMANDS.slice(5) as string[][];
+
+/** The CLUSTER NODES reply read into the sample (or why it could not be). */
+function readClusterNodes(sample: Sample, reply: RespValue, read: TopologyReader): void {
+  if (!Buffer.isBuffer(reply)) {
+    sample.clusterNote = reply instanceof RespError ? `-${reply.message}` : `CLUSTER NODES replied ${replyText(reply).slice(0, 80)}`;
+    return;
+  }
   try {
-    return { reply: await s.command(args.join(" "), args), error: null };
+    const t = read(reply);
+    sample.clusterNodes = t.view;
+    sample.topologyKey = t.key;
   } catch (e) {
-    if (e instanceof NodeFailure && e.kind === "error") return { reply: null, error: e.message };
-    throw e;
+    if (!(e instanceof ClusterNodesError)) throw e;
+    sample.clusterNote = `CLUSTER NODES unreadable: ${e.message}`;
   }
 }
 
-const text = (v: RespValue | null): string | null => (Buffer.isBuffer(v) ? v.toString("utf8") : null);
-const infoOf = (v: RespValue | null): Record<string, string> => parseInfo(text(v) ?? "");
-
-/** Look at one node once. `t0` is the run's start (performance.now()). */
-export async function probe(addr: NodeAddr, o: ProbeOptions, t0: number): Promise<ProbeResult> {
+/**
+ * Look at one node once. `t0` is the run's start (performance.now()); `read` parses CLUSTER
+ * NODES (a survey shares one reader between its probes).
+ */
+export async function probe(addr: NodeAddr, o: ProbeOptions, t0: number, read: TopologyReader = topologyReader()): Promise<ProbeResult> {
   const start = performance.now();
   let s: Session | null = null;
   try {
     s = await openSession(addr, { connectMs: o.connectMs, timeoutMs: o.timeoutMs, auth: o.auth });
-    const ping = await s.timed("PING", ["PING"]);
-    const infos: Array<Record<string, string>> = [];
-    for (const section of ["server", "replication", "stats", "cluster"]) infos.push(infoOf((await ask(s, ["INFO", section])).reply));
+    const first = await s.pipeline("PING", FIRST);
+    if (first.replies[0] instanceof RespError) throw new NodeFailure("error", "PING", `-${first.replies[0].message}`);
+    const [server, replication, stats, cluster] = first.replies.slice(1).map(infoOf);
     const sample: Sample = {
       atMs: Math.round(start - t0),
-      pingMs: Math.round(ping.ms * 100) / 100,
-      server: infos[0],
-      replication: infos[1],
-      stats: infos[2],
-      clusterMode: infos[0].redis_mode === "cluster" || infos[3].cluster_enabled === "1",
+      pingMs: Math.round(first.ms[0] * 100) / 100,
+      server,
+      replication,
+      stats,
+      clusterMode: server.redis_mode === "cluster" || cluster.cluster_enabled === "1",
       clusterNodes: null,
+      topologyKey: null,
       clusterNote: null,
       clusterInfo: null,
       version: null,
     };
     if (sample.clusterMode) {
-      const nodes = await ask(s, ["CLUSTER", "NODES"]);
-      const nodesText = text(nodes.reply);
-      if (nodesText !== null) {
-        try {
-          sample.clusterNodes = parseClusterNodes(nodesText);
-        } catch (e) {
-          if (!(e instanceof ClusterNodesError)) throw e;
-          sample.clusterNote = `CLUSTER NODES unreadable: ${e.message}`;
-        }
-      } else sample.clusterNote = nodes.error ?? `CLUSTER NODES replied ${replyText(nodes.reply!).slice(0, 80)}`;
-      const ci = await ask(s, ["CLUSTER", "INFO"]);
-      sample.clusterInfo = ci.reply === null ? null : infoOf(ci.reply);
-      const vr = (await ask(s, ["CLUSTERX", "VERSION"])).reply;
-      const v = typeof vr === "number" ? String(vr) : (text(vr) ?? "");
-      sample.version = /^-?\d{1,18}$/.test(v.trim()) ? Number(v.trim()) : null;
+      const [nodes, info, version] = (await s.pipeline("CLUSTER", CLUSTER_COMMANDS)).replies;
+      readClusterNodes(sample, nodes, read);
+      sample.clusterInfo = info instanceof RespError ? null : infoOf(info);
+      const v = typeof version === "number" ? String(version) : (text(version) ?? "").trim();
+      sample.version = /^-?\d{1,18}$/.test(v) ? Number(v) : null;
     }
     return { ok: true, sample };
   } catch (e) {

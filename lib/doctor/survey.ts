@@ -5,6 +5,7 @@
  * unreachable node costs one deadline and is not probed again, so it never delays the others.
  */
 import { addrText, intField, slaveLines, type NodeAddr } from "../client/index.ts";
+import { topologyReader } from "./topology.ts";
 import { probe, type ProbeFailure, type Sample } from "./probe.ts";
 import type { DoctorConfig } from "./options.ts";
 
@@ -32,10 +33,10 @@ export interface SurveyResult {
 /** The most nodes one run probes (a hostile CLUSTER NODES cannot make it probe without bound). */
 export const MAX_NODES = 5000;
 
-/** Addresses a sample points at: its CLUSTER NODES entries, its master, its replicas. */
-export function neighbours(s: Sample): NodeAddr[] {
+/** Addresses a sample points at: its CLUSTER NODES entries (unless `withTopology` is false), its master, its replicas. */
+export function neighbours(s: Sample, withTopology = true): NodeAddr[] {
   const out: NodeAddr[] = [];
-  for (const e of s.clusterNodes?.entries ?? []) out.push({ host: e.host, port: e.port });
+  if (withTopology) for (const e of s.clusterNodes?.entries ?? []) out.push({ host: e.host, port: e.port });
   const r = s.replication;
   const port = intField(r.master_port);
   if (r.role === "slave" && r.master_host && port !== null && port > 0 && port < 65536) out.push({ host: r.master_host, port });
@@ -65,6 +66,9 @@ function limiter(n: number) {
 export async function survey(cfg: DoctorConfig, onProgress: (looks: number, nodes: number) => void = () => {}): Promise<SurveyResult> {
   const t0 = performance.now();
   const slots = limiter(cfg.concurrency);
+  const readTopology = topologyReader();
+  // Topologies (shared entry arrays) whose nodes were already added: most nodes hold the same one.
+  const expanded = new Set<unknown>();
   const byAddress = new Map<string, NodeRecord>();
   const tasks: Promise<void>[] = [];
   let looks = 0;
@@ -91,7 +95,7 @@ export async function survey(cfg: DoctorConfig, onProgress: (looks: number, node
       }
       const r = await slots.run(async () => {
         if (k === 0) start = performance.now();
-        return probe(rec.addr, cfg, t0);
+        return probe(rec.addr, cfg, t0, readTopology);
       });
       looks++;
       onProgress(looks, byAddress.size);
@@ -100,7 +104,12 @@ export async function survey(cfg: DoctorConfig, onProgress: (looks: number, node
         return;
       }
       rec.samples.push(r.sample);
-      if (k === 0) for (const n of neighbours(r.sample)) add(n, false, rec.address);
+      if (k === 0) {
+        const entries = r.sample.clusterNodes?.entries;
+        const fresh = !!entries && !expanded.has(entries);
+        if (entries) expanded.add(entries);
+        for (const n of neighbours(r.sample, fresh)) add(n, false, rec.address);
+      }
     }
   }
 

@@ -9,7 +9,7 @@ import { parseClusterNodes } from "../../lib/cluster/index.ts";
 const TH: Thresholds = { stuckAfterMs: 10_000, maxLag: 100_000, timeoutMs: 3000 };
 
 function sample(atMs: number, replication: Record<string, string>, stats: Record<string, string> = {}): Sample {
-  return { atMs, pingMs: 1, server: { kvrocks_version: "2.10.1" }, replication, stats, clusterMode: false, clusterNodes: null, clusterNote: null, clusterInfo: null, version: null };
+  return { atMs, pingMs: 1, server: { kvrocks_version: "2.10.1" }, replication, stats, clusterMode: false, clusterNodes: null, topologyKey: null, clusterNote: null, clusterInfo: null, version: null };
 }
 function rec(port: number, samples: Sample[], extra: Partial<NodeRecord> = {}): NodeRecord {
   return { addr: { host: "127.0.0.1", port }, address: `127.0.0.1:${port}`, seed: true, discoveredFrom: null, samples, failure: null, ...extra };
