@@ -182,7 +182,7 @@ async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: Mast
       await link.write(bulk(infoText(infoState(m), args[1] ? tx(args[1]) : undefined)));
       return "continue";
     case "clusterx":
-      await link.write(clusterxReply(m, args.slice(1).map(tx), m.out));
+      await link.write(clusterxReply(m, args.slice(1).map(tx)));
       return "continue";
     case "cluster":
       await link.write(clusterReply(m, args.slice(1).map(tx)));
