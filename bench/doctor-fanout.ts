@@ -1,9 +1,11 @@
 /**
  * doctor-fanout: `kvr doctor --samples 1` on a 200-node cluster discovered from one seed, 20 of
- * whose nodes accept and read but never reply (frozen), with a 1 s reply deadline. Goals: wall
- * ≤ 1.3 × the deadline (a frozen node costs one deadline, all of them at once) and peak RSS
- * of the doctor < 100 MB. The nodes are RESP servers in this process answering as Kvrocks does
- * (lib/cluster's INFO and CLUSTER NODES text): node 0 a master with every slot, the rest its replicas.
+ * whose nodes accept and read but never reply (frozen). Goals: wall ≤ 1.3 × the reply deadline
+ * (a frozen node costs one deadline, all of them at once) and peak RSS of the doctor < 100 MB.
+ * One row per deadline: 1 s (as setnodes-fanout) and kvr doctor's default 3 s; the work around
+ * the deadline is the same, so the 1 s row is the strict one. The nodes are RESP servers in this
+ * process answering as Kvrocks does (lib/cluster's INFO and CLUSTER NODES text): node 0 a master
+ * with every slot, the rest its replicas.
  */
 import { clusterSection, formatClusterNodes, newServerStats, parseNodes, serverSection, statsSection, type Topology } from "../lib/cluster/index.ts";
 import type { Server } from "../lib/net/index.ts";
@@ -15,7 +17,7 @@ import { respTarget } from "./support/targets.ts";
 export const NAME = "doctor-fanout";
 const NODES = 200;
 const FROZEN = 20;
-const DEADLINE_MS = 1000;
+const DEADLINES_MS = [1000, 3000];
 const RSS_LIMIT = 100e6;
 
 const nodeId = (i: number) => (i + 1).toString(16).padStart(40, "0");
@@ -52,45 +54,50 @@ export async function bench(ctx: BenchContext): Promise<Row[]> {
     const t = parseNodes(lines.join("\n"));
     for (let i = 0; i < NODES; i++) answers.push(replies(i, t, servers[0].port, servers[i].port));
 
-    const walls: number[] = [];
-    const rss: number[] = [];
-    const reported: number[] = [];
-    const unresponsive: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      const t0 = performance.now();
-      const child = spawnKvr(ctx.bin, ["doctor", "--seed", `127.0.0.1:${servers[0].port}`, "--samples", "1", "--timeout", `${DEADLINE_MS}ms`, "--connect-timeout", `${DEADLINE_MS}ms`]);
-      const kill = setTimeout(() => child.proc.kill("SIGKILL"), 30_000);
-      await child.exited;
-      clearTimeout(kill);
-      walls.push(performance.now() - t0);
-      await child.drained;
-      rss.push(child.maxRss() ?? NaN);
-      const nodes = child.lines.filter((l) => l.event === "node");
-      reported.push(nodes.length);
-      unresponsive.push(nodes.filter((n) => n.status === "unresponsive").length);
-      ctx.log(`run ${r + 1}: wall ${walls[r].toFixed(0)} ms, peak RSS ${(rss[r] / 1e6).toFixed(1)} MB, ${nodes.length} nodes, ${unresponsive[r]} unresponsive, exit ${child.proc.exitCode}`);
-    }
-    const w = summary(walls);
-    const m = summary(rss.map((x) => x / 1e6));
-    const ratio = w.max / DEADLINE_MS;
-    const allFound = reported.every((n) => n === NODES) && unresponsive.every((n) => n === FROZEN);
-    return [
-      {
-        name: NAME,
-        figure: `wall median ${w.median} ms, max ${w.max} ms; peak RSS max ${m.max} MB; ${Math.min(...reported)}/${NODES} nodes, ${Math.min(...unresponsive)} unresponsive`,
-        value: w.max,
-        unit: "ms",
-        reference: `deadline ${DEADLINE_MS} ms; RSS limit ${RSS_LIMIT / 1e6} MB`,
-        ratio,
-        goal: "wall ≤ 1.3 × deadline, peak RSS < 100 MB",
-        met: ratio <= 1.3 && m.max * 1e6 < RSS_LIMIT && allFound,
-        note: `${runs} runs (ratio from the slowest; RSS ratio to the limit ${(m.max / (RSS_LIMIT / 1e6)).toFixed(2)}), ${NODES} nodes discovered from one seed's CLUSTER NODES, ${FROZEN} frozen (accept, read, never reply), --samples 1; wall = spawn → exit of the compiled binary`,
-        details: { wallMs: w, rssMB: m, reported, unresponsive },
-      },
-    ];
+    const rows: Row[] = [];
+    for (const deadline of DEADLINES_MS) rows.push(await measure(ctx, servers[0].port, deadline, runs));
+    return rows;
   } finally {
     await Promise.all(servers.map((s) => s.close(20)));
   }
+}
+
+/** `runs` doctor runs at one reply deadline: the row. */
+async function measure(ctx: BenchContext, seedPort: number, deadline: number, runs: number): Promise<Row> {
+  const walls: number[] = [];
+  const rss: number[] = [];
+  const reported: number[] = [];
+  const unresponsive: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    const child = spawnKvr(ctx.bin, ["doctor", "--seed", `127.0.0.1:${seedPort}`, "--samples", "1", "--timeout", `${deadline}ms`, "--connect-timeout", `${deadline}ms`]);
+    const kill = setTimeout(() => child.proc.kill("SIGKILL"), 30_000);
+    await child.exited;
+    clearTimeout(kill);
+    walls.push(performance.now() - t0);
+    await child.drained;
+    rss.push(child.maxRss() ?? NaN);
+    const nodes = child.lines.filter((l) => l.event === "node");
+    reported.push(nodes.length);
+    unresponsive.push(nodes.filter((n) => n.status === "unresponsive").length);
+    ctx.log(`deadline ${deadline} ms, run ${r + 1}: wall ${walls[r].toFixed(0)} ms, peak RSS ${(rss[r] / 1e6).toFixed(1)} MB, ${nodes.length} nodes, ${unresponsive[r]} unresponsive, exit ${child.proc.exitCode}`);
+  }
+  const w = summary(walls);
+  const m = summary(rss.map((x) => x / 1e6));
+  const ratio = w.max / deadline;
+  const allFound = reported.every((n) => n === NODES) && unresponsive.every((n) => n === FROZEN);
+  return {
+    name: deadline === 1000 ? NAME : `${NAME} (${deadline / 1000} s)`,
+    figure: `wall median ${w.median} ms, max ${w.max} ms; peak RSS max ${m.max} MB; ${Math.min(...reported)}/${NODES} nodes, ${Math.min(...unresponsive)} unresponsive`,
+    value: w.max,
+    unit: "ms",
+    reference: `deadline ${deadline} ms; RSS limit ${RSS_LIMIT / 1e6} MB`,
+    ratio,
+    goal: "wall ≤ 1.3 × deadline, peak RSS < 100 MB",
+    met: ratio <= 1.3 && m.max * 1e6 < RSS_LIMIT && allFound,
+    note: `${runs} runs (ratio from the slowest; median ${(w.median / deadline).toFixed(2)}; RSS ${(m.max / (RSS_LIMIT / 1e6)).toFixed(2)} of the limit), ${NODES} nodes discovered from one seed's CLUSTER NODES, ${FROZEN} frozen (accept, read, never reply), --samples 1, --timeout ${deadline / 1000}s; wall = spawn → exit of the compiled binary`,
+    details: { deadlineMs: deadline, wallMs: w, rssMB: m, reported, unresponsive },
+  };
 }
 
 if (import.meta.main) await runStandalone(NAME, bench);
