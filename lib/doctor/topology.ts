@@ -16,55 +16,39 @@ export interface ReadTopology {
 /** Parse a CLUSTER NODES reply into a view and its key; throws ClusterNodesError. */
 export type TopologyReader = (reply: Buffer) => ReadTopology;
 
-const SP = 0x20;
-const LF = 0x0a;
-const MYSELF = Buffer.from("myself,");
-
 /**
- * The reply without what differs between nodes holding the same topology (the `myself,` flag,
- * ping-sent and pong-received), and the id on the myself line. Works on bytes: most replies
- * are then recognised without being decoded or parsed at all.
+ * The reply as text without what differs between nodes holding the same topology — the `myself,`
+ * flag, and ping-sent / pong-received, which Kvrocks prints as the same two millisecond times on
+ * every line — and the id on the myself line. A few native string operations: most replies are
+ * then recognised without being parsed. Times that do not look like Kvrocks' (two numbers of 10+
+ * digits) are left in: such replies are only recognised when identical.
  */
-export function perNodeParts(reply: Buffer): { normal: Buffer; myId: string | null } {
-  const out = Buffer.allocUnsafe(reply.length);
-  let n = 0;
+export function perNodeParts(reply: Buffer): { key: string; myId: string | null } {
+  let text = reply.toString("latin1");
   let myId: string | null = null;
-  for (let pos = 0; pos < reply.length; ) {
-    let end = reply.indexOf(LF, pos);
-    if (end < 0) end = reply.length;
-    // Fields: id, address, flags, master, ping, pong, rest.
-    const f1 = reply.indexOf(SP, pos);
-    const f2 = f1 < 0 || f1 > end ? -1 : reply.indexOf(SP, f1 + 1);
-    const f3 = f2 < 0 || f2 > end ? -1 : reply.indexOf(SP, f2 + 1);
-    const f4 = f3 < 0 || f3 > end ? -1 : reply.indexOf(SP, f3 + 1);
-    const f5 = f4 < 0 || f4 > end ? -1 : reply.indexOf(SP, f4 + 1);
-    const f6 = f5 < 0 || f5 > end ? -1 : reply.indexOf(SP, f5 + 1);
-    if (f6 < 0 || f6 > end) {
-      n += reply.copy(out, n, pos, Math.min(end + 1, reply.length));
-    } else {
-      n += reply.copy(out, n, pos, f2 + 1);
-      let flags = f2 + 1;
-      if (reply.subarray(flags, f3).indexOf(MYSELF) === 0) {
-        myId = reply.toString("latin1", pos, f1);
-        flags += MYSELF.length;
-      }
-      n += reply.copy(out, n, flags, f4 + 1);
-      n += reply.copy(out, n, f6 + 1, Math.min(end + 1, reply.length));
-    }
-    pos = end + 1;
+  const m = text.indexOf(" myself,");
+  if (m >= 0) {
+    const line = text.lastIndexOf("\n", m) + 1;
+    myId = text.slice(line, text.indexOf(" ", line));
+    text = text.slice(0, m + 1) + text.slice(m + 8);
   }
-  return { normal: out.subarray(0, n), myId };
+  // The 5th and 6th fields of the first line.
+  let sp = -1;
+  for (let k = 0; k < 4 && (sp = text.indexOf(" ", sp + 1)) >= 0; k++);
+  const end = sp < 0 ? -1 : text.indexOf(" ", text.indexOf(" ", sp + 1) + 1);
+  const times = end < 0 ? "" : text.slice(sp, end + 1);
+  if (/^ \d{10,} \d{10,} $/.test(times)) text = text.replaceAll(times, " ");
+  return { key: text, myId };
 }
 
 /** A reader with its own caches (one per survey). */
 export function topologyReader(): TopologyReader {
-  const byHash = new Map<bigint | number, { normal: Buffer; entries: ClusterNodesEntry[]; key: string; version: number | null }>();
+  const byText = new Map<string, { entries: ClusterNodesEntry[]; key: string; version: number | null }>();
   const byKey = new Map<string, { entries: ClusterNodesEntry[]; key: string }>();
   return (reply) => {
-    const { normal, myId } = perNodeParts(reply);
-    const h = Bun.hash(normal);
-    let t = byHash.get(h);
-    if (!t || !t.normal.equals(normal)) {
+    const { key: normal, myId } = perNodeParts(reply);
+    let t = byText.get(normal);
+    if (!t) {
       const v = parseClusterNodes(reply.toString("utf8"));
       const key = v.entries.map(canonicalLine).sort().join("\n");
       let shared = byKey.get(key);
@@ -74,8 +58,8 @@ export function topologyReader(): TopologyReader {
         shared = { entries, key };
         byKey.set(key, shared);
       }
-      t = { normal: Buffer.from(normal), ...shared, version: v.version };
-      byHash.set(h, t);
+      t = { ...shared, version: v.version };
+      byText.set(normal, t);
     }
     const myself = myId ? (t.entries.find((e) => e.id === myId) ?? null) : null;
     return { view: { entries: t.entries, myself, version: t.version }, key: t.key };

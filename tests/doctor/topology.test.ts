@@ -10,22 +10,27 @@ const C = "c".repeat(40);
 const t = parseNodes(`${A} 127.0.0.1 7000 master - 0-16383\n${B} 127.0.0.1 7001 slave ${A}\n${C} ::1 7002 slave ${A}`);
 const reply = (myself: string | null, version: number, now: number) => Buffer.from(formatClusterNodes(t, myself, version, now));
 
-test("perNodeParts drops the myself flag, ping-sent and pong-received, and names the myself id", () => {
-  const a = perNodeParts(reply(A, 3, 1000));
-  const b = perNodeParts(reply(B, 3, 987654321));
-  expect(a.myId).toBe(A);
-  expect(b.myId).toBe(B);
-  expect(a.normal.equals(b.normal)).toBe(true);
-  expect(a.normal.toString()).toBe(`${A} 127.0.0.1:7000@17000 master - 3 connected 0-16383\n${B} 127.0.0.1:7001@17001 slave ${A} 3 connected\n${C} ::1:7002@17002 slave ${A} 3 connected\n`);
-  expect(perNodeParts(reply(null, 3, 1)).myId).toBeNull();
-  expect(perNodeParts(Buffer.from("short line\n")).normal.toString()).toBe("short line\n");
+test("perNodeParts drops the myself flag and Kvrocks' ping/pong times, nothing else, and names the myself id", () => {
+  const a = perNodeParts(reply(A, 3, 1_795_547_720_117));
+  const b = perNodeParts(reply(B, 3, 1_795_547_999_999));
+  expect([a.myId, b.myId, perNodeParts(reply(null, 3, 1_795_547_720_117)).myId]).toEqual([A, B, null]);
+  expect(b.key).toBe(a.key);
+  expect(a.key).toBe(`${A} 127.0.0.1:7000@17000 master - 3 connected 0-16383\n${B} 127.0.0.1:7001@17001 slave ${A} 3 connected\n${C} ::1:7002@17002 slave ${A} 3 connected\n`);
+  // Any other byte changes it: the version, a port, a slot, a role.
+  expect(perNodeParts(reply(A, 4, 1_795_547_720_117)).key).not.toBe(a.key);
+  for (const [from, to] of [[":7001@", ":7009@"], ["0-16383", "0-16382"], [" slave ", " master "]]) {
+    expect(perNodeParts(Buffer.from(reply(A, 3, 1_795_547_720_117).toString().replace(from, to))).key).not.toBe(a.key);
+  }
+  // Times that are not Kvrocks' stay in the key.
+  expect(perNodeParts(reply(A, 3, 1000)).key).toContain(" 999 1000 ");
+  expect(perNodeParts(Buffer.from("short line\n"))).toEqual({ key: "short line\n", myId: null });
 });
 
 test("nodes holding one topology share its entries and key; myself and version stay each node's own", () => {
   const read = topologyReader();
-  const a = read(reply(A, 3, 1000));
-  const b = read(reply(B, 3, 2000));
-  const c = read(reply(C, 4, 3000));
+  const a = read(reply(A, 3, 1_795_547_720_117));
+  const b = read(reply(B, 3, 1_795_547_720_999));
+  const c = read(reply(C, 4, 1_795_547_721_000));
   expect(b.view.entries).toBe(a.view.entries);
   expect(c.view.entries).toBe(a.view.entries);
   expect(b.key).toBe(a.key);
