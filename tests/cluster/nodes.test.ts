@@ -68,8 +68,8 @@ describe("parseClusterNodes", () => {
     expect(nodesError(`${A} h:1@10001 master - 0 1 3 connected 9-3`).reason).toContain("slot");
   });
 
-  test("round trip: CLUSTER NODES of 300 random topologies reads back to the same owners, roles and masters", () => {
-    for (let seed = 1; seed <= 300; seed++) {
+  test("round trip: CLUSTER NODES of 150 random topologies reads back to the same owners, roles and masters", () => {
+    for (let seed = 1; seed <= 150; seed++) {
       const t = randomTopology(rng(seed));
       const myself = t.nodes[seed % t.nodes.length].id;
       const v = parseClusterNodes(formatClusterNodes(t, myself, seed, 1_000_000));
@@ -77,7 +77,8 @@ describe("parseClusterNodes", () => {
       expect(v.myself?.id).toBe(myself);
       const back = topologyFromClusterNodes(v);
       expect(back.nodes.map((n) => [n.id, n.host, n.port, n.role, n.masterId])).toEqual(t.nodes.map((n) => [n.id, n.host, n.port, n.role, n.masterId]));
-      for (let s = 0; s < 16384; s += 61) expect(slotOwner(back, s)?.id ?? null).toBe(slotOwner(t, s)?.id ?? null);
+      const owners = (x: typeof t) => Array.from({ length: 16384 / 64 }, (_, k) => slotOwner(x, k * 64 + (seed % 64))?.id ?? null);
+      expect(owners(back)).toEqual(owners(t));
     }
   });
 
