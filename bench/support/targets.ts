@@ -6,8 +6,8 @@
 import { listen, type Conn, type Server } from "../../lib/net/index.ts";
 import { RespDecoder } from "../../lib/resp/index.ts";
 
-/** Answer one command (its words as strings) with reply bytes. */
-export type Answer = (args: string[]) => Buffer;
+/** Answer one command (its words as strings) with reply bytes; null = no reply to it. */
+export type Answer = (args: string[]) => Buffer | null;
 
 /** A target on 127.0.0.1 (a free port); `answer` null = silent. */
 export async function respTarget(answer: Answer | null): Promise<Server> {
@@ -21,7 +21,8 @@ export async function respTarget(answer: Answer | null): Promise<Server> {
           const v = await c.read(dec);
           if (!answer) continue;
           const args = Array.isArray(v) ? v.map((x) => (Buffer.isBuffer(x) ? x.toString("utf8") : String(x))) : [];
-          await c.write(answer(args));
+          const reply = answer(args);
+          if (reply) await c.write(reply);
         }
       } catch {
         c.destroy();
