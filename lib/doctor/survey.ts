@@ -5,6 +5,7 @@
  * unreachable node costs one deadline and is not probed again, so it never delays the others.
  */
 import { addrText, intField, slaveLines, type NodeAddr } from "../client/index.ts";
+import { limiter } from "../ui/limit.ts";
 import { topologyReader } from "./topology.ts";
 import { probe, type ProbeFailure, type Sample } from "./probe.ts";
 import type { DoctorConfig } from "./options.ts";
@@ -44,28 +45,10 @@ export function neighbours(s: Sample, withTopology = true): NodeAddr[] {
   return out;
 }
 
-/** A counting semaphore. */
-function limiter(n: number) {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return {
-    async run<T>(fn: () => Promise<T>): Promise<T> {
-      if (active >= n) await new Promise<void>((r) => waiting.push(r));
-      active++;
-      try {
-        return await fn();
-      } finally {
-        active--;
-        waiting.shift()?.();
-      }
-    },
-  };
-}
-
 /** Run the survey; `onProgress(done, known)` after each look (for a terminal progress line). */
 export async function survey(cfg: DoctorConfig, onProgress: (looks: number, nodes: number) => void = () => {}): Promise<SurveyResult> {
   const t0 = performance.now();
-  const slots = limiter(cfg.concurrency);
+  const inFlight = limiter(cfg.concurrency);
   const readTopology = topologyReader();
   // Topologies (shared entry arrays) whose nodes were already added: most nodes hold the same one.
   const expanded = new Set<unknown>();
@@ -93,7 +76,7 @@ export async function survey(cfg: DoctorConfig, onProgress: (looks: number, node
         const wait = start + k * cfg.intervalMs - performance.now();
         if (wait > 0) await Bun.sleep(wait);
       }
-      const r = await slots.run(async () => {
+      const r = await inFlight(async () => {
         if (k === 0) start = performance.now();
         return probe(rec.addr, cfg, t0, readTopology);
       });
