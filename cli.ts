@@ -24,6 +24,7 @@ const runners: Record<string, () => Promise<Runner>> = {
   replica: async () => (await import("./lib/replica/command.ts")).run,
   setnodes: async () => (await import("./lib/setnodes/command.ts")).run,
   drill: async () => (await import("./lib/drill/command.ts")).run,
+  doctor: async () => (await import("./lib/doctor/command.ts")).run,
 };
 
 let exitCode: number | null = null;
@@ -57,11 +58,13 @@ cli
   .option("--write-total <n>", "Stop writing after this many batches (0 = never)", { default: "0" })
   .option("--wal-window <n>", "WriteBatches retained for PSYNC; older sequences need a full sync", { default: "100000" })
   .option("--psync <mode>", "accept (a PSYNC inside the WAL window streams, as on Kvrocks) | refuse (every PSYNC is refused: every replica full-syncs)", { default: "accept" })
+  .option("--node-id <id>", "Cluster mode with this 40-character node id: CLUSTERX, CLUSTER NODES|INFO (default: standalone)")
   .example("  kvr master --generate 64x4MiB --rate 25 --port 6666")
   .example("  kvr master --dir /var/lib/kvrocks/checkpoint --requirepass secret")
   .example("  kvr master --fault stall:after-bytes=10MiB --fault delay:ms=200,on=_fetch_meta")
   .example("  kvr master --generate 8x1MiB --seq 1000 --write-rate 5000 --wal-window 100000")
   .example("  redis-cli -p 6666 KVR FAULT ADD reset:after-files=3,once")
+  .example("  kvr master --node-id $(printf 'a%.0s' {1..40}) --port 7000    # a cluster node: then kvr setnodes")
   .example(
     "\nFaults (kind[:key=value,...]):\n" +
       "  stall            stop sending and reading, keep the socket open (no FIN, no RST)\n" +
@@ -172,6 +175,35 @@ cli
       "  to A, a PSYNC into A's stream instead of a full sync)",
   )
   .action(action("drill"));
+
+cli
+  .command("doctor", "Diagnose a live Kvrocks cluster, read-only: stuck full syncs, frozen nodes, topology splits, lag")
+  .usage("doctor (--seed <host:port>... | --nodes-file <path> | --node <line>...) [options]")
+  .option("--seed <host:port>", "Start discovery here (repeatable): CLUSTER NODES in cluster mode, INFO replication otherwise")
+  .option("--nodes-file <path>", "Seeds from a topology file in setnodes' format ('-' = stdin)")
+  .option("--node <line>", "Seed from one topology line '<id> <host> <port> <role> <master|-> [slots]' (repeatable)")
+  .option("--auth <pw>", "Password for every node (or env KVR_AUTH)")
+  .option("--samples <n>", "Looks at each node; growth (last I/O, lag, sync_full) needs 2 or more", { default: "2" })
+  .option("--interval <duration>", "Time between looks", { default: "2s" })
+  .option("--concurrency <n>", "Probes in flight at once", { default: "64" })
+  .option("--connect-timeout <duration>", "Connect deadline per node", { default: "3s" })
+  .option("--timeout <duration>", "Reply deadline per command: a node that does not answer within it is unresponsive", { default: "3s" })
+  .option("--stuck-after <duration>", "A full sync with no I/O from its master for this long is stuck", { default: "10s" })
+  .option("--max-lag <n>", "A replica more than this many sequences behind its master lags", { default: "100000" })
+  .example("  kvr doctor --seed 10.0.0.1:6666")
+  .example("  kvr doctor --seed 10.0.0.1:6666 --seed 10.0.0.2:6666 --samples 3 --interval 5s")
+  .example("  KVR_AUTH=secret kvr doctor --nodes-file cluster.txt --json | jq -c 'select(.event == \"finding\")'")
+  .example("  kvr doctor --seed 127.0.0.1:6666 --samples 1 --timeout 1s     # one quick look")
+  .example(
+    "\nSends only PING, AUTH, INFO server|replication|stats|cluster, CLUSTER NODES, CLUSTER INFO, CLUSTERX VERSION.\n" +
+      "Findings (severity): unreachable, unresponsive, probe-error, stuck-full-sync, full-sync-loop, topology-split,\n" +
+      "  role-mismatch, slot-coverage (crit); link-down, no-replica, lag (warn); mixed-versions (info).\n" +
+      "Run it before every topology push: a replica stuck in a full sync answers INFO normally, and on builds\n" +
+      "  without the fetch read deadline the next CLUSTERX SETNODES freezes it.\n" +
+      "Exit codes, first that applies: 4 no seed answered; 3 a node unreachable or unresponsive; 1 a warn or crit\n" +
+      "  finding; 0 nothing above info. 2: usage error or invalid input (nothing sent).",
+  )
+  .action(action("doctor"));
 
 cli.help((sections) =>
   sections.map((sec) => {
@@ -293,7 +325,7 @@ async function main(): Promise<number> {
       return reportError(e);
     }
     if (parsed.args.length > 0) {
-      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill.\n`);
+      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill, doctor.\n`);
       return EXIT.USAGE;
     }
     cli.outputHelp();

@@ -31,6 +31,7 @@ import * as deadMaster from "./dead-master-detection.ts";
 import * as fullsync from "./fullsync-throughput.ts";
 import * as memoryFlat from "./memory-flat.ts";
 import * as masterFanout from "./master-fanout.ts";
+import * as doctorFanout from "./doctor-fanout.ts";
 
 /** In run order (the table, then the socket API choice). */
 const ALL: Array<{ NAME: string; bench: Bench; goal: string }> = [
@@ -40,6 +41,7 @@ const ALL: Array<{ NAME: string; bench: Bench; goal: string }> = [
   { ...memoryFlat, goal: "ratio ≤ 1.2 and < 150 MB" },
   { ...masterFanout, goal: "aggregate ≥ 0.8 × alone; slowest ≥ 0.5 × mean" },
   { ...setnodesFanout, goal: "wall ≤ 1.3 × deadline, all 200 reported" },
+  { ...doctorFanout, goal: "wall ≤ 1.3 × deadline, peak RSS < 100 MB" },
   { ...startup, goal: "≤ 1.2 × Bun's own start" },
   { ...socketApi, goal: "Conn ≥ 0.9 × best raw API" },
 ];

@@ -5,34 +5,16 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { listen, type Conn, type Server } from "../lib/net/index.ts";
-import { OK, RespDecoder } from "../lib/resp/index.ts";
+import type { Server } from "../lib/net/index.ts";
+import { OK } from "../lib/resp/index.ts";
 import { runStandalone, summary, type BenchContext, type Row } from "./support/harness.ts";
 import { spawnKvr } from "./support/kvr.ts";
+import { respTarget } from "./support/targets.ts";
 
 export const NAME = "setnodes-fanout";
 const TARGETS = 200;
 const SILENT = 20;
 const DEADLINE_MS = 1000;
-
-async function target(silent: boolean): Promise<Server> {
-  return listen(
-    "127.0.0.1",
-    0,
-    async (c: Conn) => {
-      const dec = new RespDecoder({ inline: true, maxBulk: 16 * 1024 * 1024 });
-      try {
-        for (;;) {
-          await c.read(dec);
-          if (!silent) await c.write(OK);
-        }
-      } catch {
-        c.destroy();
-      }
-    },
-    { readMs: 0 },
-  );
-}
 
 const nodeId = (i: number) => i.toString(16).padStart(40, "0");
 
@@ -40,7 +22,7 @@ export async function bench(ctx: BenchContext): Promise<Row[]> {
   const runs = Number(process.env.KVR_BENCH_SETNODES_RUNS ?? 5);
   const servers: Server[] = [];
   try {
-    for (let i = 0; i < TARGETS; i++) servers.push(await target(i % (TARGETS / SILENT) === TARGETS / SILENT - 1));
+    for (let i = 0; i < TARGETS; i++) servers.push(await respTarget(i % (TARGETS / SILENT) === TARGETS / SILENT - 1 ? null : () => OK));
     const lines = servers.map((s, i) =>
       i === 0 ? `${nodeId(1)} 127.0.0.1 ${s.port} master - 0-16383` : `${nodeId(i + 1)} 127.0.0.1 ${s.port} slave ${nodeId(1)}`,
     );

@@ -312,30 +312,3 @@ export function formatClusterNodes(t: Topology, myselfId: string | null, version
   }
   return out;
 }
-
-/**
- * The topology behind a `CLUSTER NODES` reply (the inverse of formatClusterNodes): per line the
- * id, `host:port@cport`, flags (`myself,` and the role), master id, slots; ping/pong times,
- * version and link state are dropped, as are migration entries (`[...]`). The result is checked
- * with Kvrocks' SETNODES rules (parseNodes), so it can be pushed back as it is. `myself` is the
- * id flagged `myself`, or null. Throws TopologyError, or Error for a line that is not CLUSTER
- * NODES text.
- */
-export function parseClusterNodes(text: string): { topology: Topology; myself: string | null } {
-  const lines: string[] = [];
-  let myself: string | null = null;
-  for (const raw of text.split(/\r?\n/)) {
-    const f = splitDrop(raw.trim(), " ");
-    if (f.length === 0) continue;
-    const at = f[1]?.lastIndexOf("@") ?? -1;
-    const hostPort = at >= 0 ? f[1].slice(0, at) : (f[1] ?? "");
-    const colon = hostPort.lastIndexOf(":");
-    const flags = (f[2] ?? "").split(",");
-    const role = flags.includes("master") ? "master" : flags.includes("slave") ? "slave" : null;
-    if (f.length < 8 || colon <= 0 || role === null) throw new Error(`not a CLUSTER NODES line: ${JSON.stringify(raw.slice(0, 120))}`);
-    if (flags.includes("myself")) myself = f[0];
-    const slots = role === "master" ? f.slice(8).filter((x) => !x.startsWith("[")) : [];
-    lines.push([f[0], hostPort.slice(0, colon), hostPort.slice(colon + 1), role, role === "master" ? "-" : f[3], ...slots].join(" "));
-  }
-  return { topology: parseNodes(lines.join("\n")), myself };
-}

@@ -4,14 +4,10 @@
  */
 import { connect, isNetError, type Conn } from "../net/index.ts";
 import { call, replyText, SimpleString, type RespValue } from "../resp/index.ts";
+import { addrText, parseInfo, type NodeAddr } from "../client/index.ts";
 import { DrillError } from "./errors.ts";
 
-export interface NodeAddr {
-  host: string;
-  port: number;
-}
-
-export const addrText = (a: NodeAddr) => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+export { addrText, parseInfo, type NodeAddr };
 
 /**
  * Open a connection to a node (and AUTH when a password is given). Any failure is a DrillError:
@@ -45,18 +41,6 @@ export async function command(conn: Conn, args: string[], ms: number): Promise<R
   return call(conn, args);
 }
 
-
-/** Parse an INFO reply into key → value (section headers and blank lines skipped). */
-export function parseInfo(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#")) continue;
-    const i = line.indexOf(":");
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
-}
 
 /** INFO [section] as key → value; throws DrillError on an error reply or no reply within `ms`. */
 export async function info(conn: Conn, section: string | null, ms: number, what: string): Promise<Record<string, string>> {

@@ -4,7 +4,7 @@
  * the version after the drill's last (CLUSTERX SETNODES). This is the run's final phase; with
  * --keep the node is left as the drill left it.
  */
-import { formatNodes, formatSlotRange, nodeById, parseClusterNodes, type Topology } from "../cluster/index.ts";
+import { formatNodes, formatSlotRange, nodeById, parseClusterNodes, topologyFromClusterNodes, type Topology } from "../cluster/index.ts";
 import type { Conn } from "../net/index.ts";
 import { replyText, RespError, SimpleString } from "../resp/index.ts";
 import { count } from "../ui/units.ts";
@@ -43,7 +43,7 @@ export async function recordTopology(ctl: Conn, version: number, nodeId: string 
   });
   if (!Buffer.isBuffer(r)) throw cannot(`CLUSTER NODES answered ${replyText(r)}`);
   try {
-    return { version, nodeId, topology: parseClusterNodes(r.toString("utf8")).topology };
+    return { version, nodeId, topology: topologyFromClusterNodes(parseClusterNodes(r.toString("utf8"))) };
   } catch (e) {
     throw cannot(`CLUSTER NODES: ${(e as Error).message}`);
   }

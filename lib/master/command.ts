@@ -11,6 +11,7 @@ import { DEFAULT_GENERATE, DEFAULT_GENERATED_SEQ, parseGenerateSpec } from "./ge
 import { startMaster, type MasterConfig } from "./server.ts";
 import { dirSource, generatedSource, totalBytes } from "./source.ts";
 import { checkpointSequence } from "../rocksdb/index.ts";
+import { NODE_ID_LEN } from "../cluster/index.ts";
 
 /** --rate: a bare number is MB/s in Kvrocks' sense (MiB/s, like max-replication-mb); units give bytes/s. */
 export function parseRate(v: unknown): number {
@@ -32,6 +33,8 @@ export function configFromOptions(opts: Record<string, unknown>): MasterConfig {
   const spec = single("dir") === undefined ? parseGenerateSpec(single("generate") ?? DEFAULT_GENERATE, seq ?? DEFAULT_GENERATED_SEQ) : null;
   const source = spec ? generatedSource(spec) : dirSource(single("dir")!);
   const pw = single("requirepass") ?? process.env.KVR_REQUIREPASS ?? "";
+  const nodeId = single("nodeId") ?? null;
+  if (nodeId !== null && Buffer.byteLength(nodeId, "utf8") !== NODE_ID_LEN) throw new UsageError(`--node-id: must be exactly ${NODE_ID_LEN} characters (got ${nodeId.length})`);
   return {
     host: single("bind") ?? "127.0.0.1",
     port: parsePort("port", single("port") ?? "6666"),
@@ -49,6 +52,7 @@ export function configFromOptions(opts: Record<string, unknown>): MasterConfig {
     writeTotal: parseIntFlag("write-total", single("writeTotal") ?? "0", 0),
     streamSeed: spec?.seed ?? 1,
     psync: parsePsyncMode(single("psync") ?? "accept"),
+    nodeId,
   };
 }
 
@@ -97,6 +101,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
   }
   if (cfg.faults.length) out.info(`faults: ${cfg.faults.map((f) => f.text).join(" ")}`);
   if (cfg.rate > 0) out.info(`rate limit ${formatBytes(cfg.rate)}/s shared by all fetch connections`);
+  if (cfg.nodeId) out.info(`cluster mode: node id ${cfg.nodeId} (CLUSTERX, CLUSTER NODES); waiting for CLUSTERX SETNODES`);
   if (cfg.writeRate) out.info(`writing ${cfg.writeRate} batches/s after sequence ${cfg.seq}; PSYNC window ${cfg.walWindow} batches`);
   if (out.json) out.event("listening", { host: master.host, port: master.port });
   else out.info(`listening on ${master.host}:${master.port}`);

@@ -1,4 +1,6 @@
-/** The INFO reply of kvr master: Kvrocks' replication fields plus kvr's own counters. */
+/** The INFO reply of kvr master: Kvrocks' sections (lib/cluster), its replication fields plus kvr's own counters. */
+import { clusterSection, infoReply, serverSection, statsSection, type ServerFacts, type ServerStats } from "../cluster/index.ts";
+
 export interface InfoState {
   seq: number;
   slaves: Array<{ ip: string; port: number; offset: number }>;
@@ -12,12 +14,23 @@ export interface InfoState {
   walFirst?: number;
   walBatches?: number;
   batchesProduced?: number;
+  /** INFO server facts and INFO stats counters. */
+  server: ServerFacts;
+  stats: ServerStats;
 }
 
-/** INFO [section] text (`\r\n` lines); unknown sections give an empty string, as Kvrocks does. */
-export function infoText(s: InfoState, section = "replication"): string {
-  const sec = section.toLowerCase();
-  if (!["replication", "all", "default", "everything"].includes(sec)) return "";
+/** INFO [section] text (`\r\n` lines; no section = all); unknown sections give an empty string, as Kvrocks does. */
+export function infoText(s: InfoState, section?: string): string {
+  return infoReply(section, {
+    server: () => serverSection(s.server),
+    stats: () => statsSection(s.stats),
+    replication: () => replicationSection(s),
+    cluster: () => clusterSection(s.server.cluster),
+  });
+}
+
+/** The `# Replication` section. */
+function replicationSection(s: InfoState): string {
   const lines = ["# Replication", "role:master", `connected_slaves:${s.slaves.length}`];
   s.slaves.forEach((r, i) => lines.push(`slave${i}:ip=${r.ip},port=${r.port},offset=${r.offset},lag=${Math.max(0, s.seq - r.offset)}`));
   lines.push(

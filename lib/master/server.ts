@@ -12,6 +12,7 @@ import { serveConnection } from "./session.ts";
 import { totalBytes, type CheckpointSource } from "./source.ts";
 import { passwordChecker } from "../ui/secrets.ts";
 import { WalStream } from "./stream.ts";
+import { initialClusterState, newServerStats, type ClusterState, type ServerFacts, type ServerStats } from "../cluster/index.ts";
 
 export interface MasterConfig {
   host: string;
@@ -39,9 +40,11 @@ export interface MasterConfig {
   streamSeed?: number;
   /** "refuse": answer every PSYNC "out of range", so every replica full-syncs (default "accept"). */
   psync?: "accept" | "refuse";
+  /** This node's cluster node id: cluster mode (CLUSTERX, CLUSTER NODES); null/absent = standalone. */
+  nodeId?: string | null;
 }
 
-export interface MasterStats {
+export interface MasterStats extends ServerStats {
   bytesSent: number;
   filesServed: number;
   fetchConnections: number;
@@ -60,6 +63,10 @@ export interface MasterContext {
   readonly checkpointBytes: number;
   /** The incremental stream (head = master_repl_offset). */
   readonly stream: WalStream;
+  /** Cluster state (node id, topology, version); null = standalone (no --node-id). */
+  cluster: ClusterState | null;
+  /** The actual listening port and start time, for INFO server. */
+  readonly server: ServerFacts;
 }
 
 export interface Master {
@@ -78,6 +85,7 @@ export async function startMaster(cfg: MasterConfig, out: Output): Promise<Maste
   const onConn = (c: Conn) => {
     if (closing) return void c.destroy();
     live.add(c);
+    ctx.stats.connectionsReceived++;
     c.closed.then(() => live.delete(c));
     void serveConnection(c, ctx);
   };
@@ -121,18 +129,21 @@ export async function startMaster(cfg: MasterConfig, out: Output): Promise<Maste
   const ctx: MasterContext = {
     cfg,
     out,
-    stats: { bytesSent: 0, filesServed: 0, fetchConnections: 0 },
+    stats: { bytesSent: 0, filesServed: 0, fetchConnections: 0, ...newServerStats() },
     limiter: createRateLimiter(cfg.rate),
     faults,
     checkPassword: cfg.password ? passwordChecker(cfg.password) : null,
     slaves: new Map(),
     checkpointBytes: totalBytes(cfg.source),
     stream: new WalStream({ seq: cfg.seq, seed: cfg.streamSeed ?? 1, rate: cfg.writeRate ?? 0, window: cfg.walWindow ?? 100_000, total: cfg.writeTotal ?? 0 }),
+    cluster: cfg.nodeId ? { ...initialClusterState(), nodeId: cfg.nodeId } : null,
+    server: { cluster: !!cfg.nodeId, port: cfg.port, startedMs: Date.now() },
   };
   // A generated checkpoint's MANIFEST carries the stream's head when it is fetched.
   cfg.source.bindSequence?.(() => ctx.stream.head);
   server = await listen(cfg.host, cfg.port, onConn, { readMs: 0, writeMs: cfg.sendTimeoutMs });
   port = server.port;
+  ctx.server.port = port;
   for (const f of cfg.faults) await faults.add(f);
   ctx.stream.start();
   return {

@@ -7,6 +7,7 @@ import { DEFAULT_READ_HIGH_WATER, isNetError, type Conn } from "../net/index.ts"
 import { MAX_UNAUTHENTICATED_BYTES, RespDecoder, array, bareLine, bulk, error, OK, simple } from "../resp/index.ts";
 import { UsageError } from "../ui/units.ts";
 import type { Link } from "./faults/link.ts";
+import { clusterReply, clusterxReply } from "./cluster.ts";
 import { infoText } from "./info.ts";
 import { chunkFor } from "./ratelimit.ts";
 import type { MasterContext } from "./server.ts";
@@ -26,6 +27,8 @@ const ARITY: Record<string, number> = {
   info: -1,
   quit: 1,
   kvr: -2,
+  clusterx: -2,
+  cluster: -2,
 };
 /** Commands allowed before AUTH when a password is set. */
 const NO_AUTH = new Set(["auth", "quit"]);
@@ -158,6 +161,7 @@ async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: Mast
     }
     return "continue";
   }
+  m.stats.commandsProcessed++;
   switch (cmd) {
     case "ping":
       await link.write(args.length > 1 ? bulk(args[1]) : simple("PONG"));
@@ -185,6 +189,7 @@ async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: Mast
     case "psync":
       return psync(args, conn, link, st, m);
     case "_fetch_meta":
+      m.stats.syncFull++;
       await link.write(bareLine((m.cfg.source.snapshot?.() ?? m.cfg.source.files).map((f) => f.name).join(",")));
       conn.end();
       return "stop";
@@ -192,7 +197,13 @@ async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: Mast
       await fetchFiles(tx(args[1]).split(","), conn, link, m);
       return "stop";
     case "info":
-      await link.write(bulk(infoText(infoState(m), args[1] ? tx(args[1]) : "replication")));
+      await link.write(bulk(infoText(infoState(m), args[1] ? tx(args[1]) : undefined)));
+      return "continue";
+    case "clusterx":
+      await link.write(clusterxReply(m, args.slice(1).map(tx)));
+      return "continue";
+    case "cluster":
+      await link.write(clusterReply(m, args.slice(1).map(tx)));
       return "continue";
     case "kvr":
       return kvr(args, link, m);
@@ -249,10 +260,12 @@ async function psync(args: Buffer[], conn: Conn, link: Link, st: State, m: Maste
   const why = m.cfg.psync === "refuse" ? "--psync refuse" : want > BigInt(Number.MAX_SAFE_INTEGER) || !m.stream.accept(Number(want)) ? "out of range" : null;
   if (why !== null) {
     m.out.event("psync-refused", { conn: link.id, peer: conn.peer, from: seqText, reason: why }, `replica ${conn.peer}: PSYNC ${seqText} refused (${why}): it must full-sync`);
+    m.stats.syncPartialErr++;
     await link.write(error("ERR sequence out of range, please use fullsync"));
     return "continue";
   }
   const from = Number(want);
+  m.stats.syncPartialOk++;
   await link.write(OK);
   const slave = { ip: st.announceIp || conn.remoteAddress, port: st.listeningPort, offset: from - 1 };
   m.slaves.set(link.id, slave);
@@ -393,5 +406,7 @@ function infoState(m: MasterContext) {
     filesServed: m.stats.filesServed,
     fetchConnections: m.stats.fetchConnections,
     activeFaults: m.faults.count,
+    server: m.server,
+    stats: m.stats,
   };
 }

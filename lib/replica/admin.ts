@@ -3,13 +3,13 @@
  * mode. SETNODES and SLAVEOF that change the master reply only after the old run has stopped,
  * which never waits on the network (the stop is an abort).
  */
-import { clusterx, encodeReply, formatClusterNodes, replicationFailure } from "../cluster/index.ts";
+import { clusterCommand, clusterSection, clusterx, encodeReply, infoReply, newServerStats, replicationFailure, serverSection, statsSection } from "../cluster/index.ts";
 import { DEFAULT_READ_HIGH_WATER, listen, type Conn, type Server } from "../net/index.ts";
 import { array, bulk, error, integer, MAX_UNAUTHENTICATED_BYTES, OK, RespDecoder, simple } from "../resp/index.ts";
 import { passwordChecker } from "../ui/secrets.ts";
 import { isHostOrAddress } from "../ui/units.ts";
 import type { Output } from "../ui/output.ts";
-import { clusterInfo, replicationInfo, roleReply } from "./info.ts";
+import { replicationInfo, roleReply } from "./info.ts";
 import type { ReplicaNode } from "./node.ts";
 
 export interface AdminOptions {
@@ -62,10 +62,14 @@ type Answer = Buffer | "close";
 export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Output): Promise<Server> {
   const checkPassword = opts.requirepass ? passwordChecker(opts.requirepass) : null;
   let boundPort = opts.port;
+  // A replica serves no replicas: its sync counters stay 0.
+  const stats = newServerStats();
+  const facts = { cluster: true, port: opts.port, startedMs: Date.now() };
   const server = await listen(opts.host, opts.port, (c) => void serve(c), { readMs: opts.idleMs ?? 300_000 });
-  boundPort = server.port;
+  boundPort = facts.port = server.port;
 
   async function serve(conn: Conn): Promise<void> {
+    stats.connectionsReceived++;
     const session: Session = { authed: !checkPassword, quit: false };
     const cap = () => (session.authed ? MAX_COMMAND_BYTES : MAX_UNAUTHENTICATED_BYTES);
     const dec = new RespDecoder({ inline: true, maxBulk: MAX_ARG_BYTES, maxArray: 1024, maxDepth: 1, maxTotal: cap });
@@ -116,6 +120,7 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
     if (arity === undefined) return unknown(args);
     if ((arity > 0 && args.length !== arity) || (arity < 0 && args.length < -arity)) return wrongArgs(cmd);
     if (!session.authed && !NO_AUTH.has(cmd)) return error("NOAUTH Authentication required.");
+    stats.commandsProcessed++;
     switch (cmd) {
       case "auth":
         return auth(args, session);
@@ -153,12 +158,14 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
   }
 
   function info(args: string[]): Buffer {
-    const section = (args[1] ?? "default").toLowerCase();
-    const parts: string[] = [];
-    const all = ["default", "all", "everything"].includes(section);
-    if (all || section === "replication") parts.push(replicationInfo(node));
-    if (all || section === "cluster") parts.push(clusterInfo(node));
-    return bulk(parts.join("\r\n"));
+    return bulk(
+      infoReply(args[1], {
+        server: () => serverSection(facts),
+        stats: () => statsSection(stats),
+        replication: () => replicationInfo(node),
+        cluster: () => clusterSection(true),
+      }),
+    );
   }
 
   async function slaveof(args: string[]): Promise<Buffer> {
@@ -198,17 +205,7 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
   }
 
   function clusterCmd(args: string[]): Buffer {
-    const sub = (args[1] ?? "").toLowerCase();
-    if (sub === "nodes" && args.length === 2) {
-      const t = node.cluster.topology;
-      if (!t) return error("CLUSTERDOWN The cluster is not initialized");
-      return bulk(formatClusterNodes(t, node.cluster.nodeId, node.cluster.version, Date.now()));
-    }
-    if (sub === "info" && args.length === 2) {
-      const ok = node.cluster.topology !== null;
-      return bulk(`cluster_state:${ok ? "ok" : "fail"}\r\ncluster_current_epoch:${Math.max(0, node.cluster.version)}\r\ncluster_my_epoch:${Math.max(0, node.cluster.version)}\r\n`);
-    }
-    return error("ERR CLUSTER command, CLUSTER INFO|NODES|SLOTS|KEYSLOT|RESET|REPLICAS");
+    return encodeReply(clusterCommand(node.cluster, args.slice(1)));
   }
 
   return server;

@@ -36,11 +36,6 @@ export function replicationInfo(node: ReplicaNode): string {
   return lines.join("\r\n") + "\r\n";
 }
 
-/** The `# Cluster` section. */
-export function clusterInfo(node: ReplicaNode): string {
-  return `# Cluster\r\ncluster_enabled:1\r\ncluster_version:${node.cluster.version}\r\n`;
-}
-
 /** ROLE as Redis/Kvrocks answer it: ["slave", host, port, link state, offset] or ["master", offset, []]. */
 export function roleReply(node: ReplicaNode): Array<string | number | unknown[]> {
   const s = node.status;

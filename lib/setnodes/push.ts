@@ -5,7 +5,7 @@
  */
 import { isOk, replyText } from "../resp/index.ts";
 import type { Plan, Target } from "./plan.ts";
-import { TargetFailure, withSession, type FailureKind } from "./session.ts";
+import { NodeFailure, withSession, type FailureKind } from "../client/index.ts";
 
 export type ResultKind = "ok" | FailureKind | "diverged";
 
@@ -48,16 +48,16 @@ export function initialResult(t: Target): TargetResult {
 }
 
 function failureFields(e: unknown, phase: string): Pick<TargetResult, "result" | "phase" | "detail"> {
-  if (e instanceof TargetFailure) return { result: e.kind, phase: e.phase, detail: e.message };
+  if (e instanceof NodeFailure) return { result: e.kind, phase: e.phase, detail: e.message };
   return { result: "failed", phase, detail: e instanceof Error ? e.message : String(e) };
 }
 
-/** Read a target's CLUSTERX VERSION (a bulk string such as "-1"). Throws TargetFailure. */
+/** Read a target's CLUSTERX VERSION (a bulk string such as "-1"). Throws NodeFailure. */
 export async function readVersion(target: Target, plan: Plan, phase = "version"): Promise<number> {
   return withSession(target, plan, async (s) => {
     const v = await s.command(phase, ["CLUSTERX", "VERSION"]);
     const text = replyText(v);
-    if (!/^-?\d+$/.test(text)) throw new TargetFailure("failed", phase, `CLUSTERX VERSION replied ${JSON.stringify(text.slice(0, 80))}, not a version`);
+    if (!/^-?\d+$/.test(text)) throw new NodeFailure("failed", phase, `CLUSTERX VERSION replied ${JSON.stringify(text.slice(0, 80))}, not a version`);
     return Number(text);
   });
 }
@@ -71,12 +71,12 @@ export async function pushOne(target: Target, plan: Plan, version: number, prev:
     const ms = await withSession(target, plan, async (s) => {
       if (plan.setNodeId && target.node) {
         const r = await s.command("setnodeid", ["CLUSTERX", "SETNODEID", target.node.id]);
-        if (!isOk(r)) throw new TargetFailure("failed", "setnodeid", `CLUSTERX SETNODEID replied ${JSON.stringify(replyText(r))}`);
+        if (!isOk(r)) throw new NodeFailure("failed", "setnodeid", `CLUSTERX SETNODEID replied ${JSON.stringify(replyText(r))}`);
       }
       const args = ["CLUSTERX", "SETNODES", plan.nodesText, String(version)];
       if (plan.force) args.push("FORCE");
       const { reply, ms } = await s.timed("setnodes", args);
-      if (!isOk(reply)) throw new TargetFailure("failed", "setnodes", `CLUSTERX SETNODES replied ${JSON.stringify(replyText(reply))}`);
+      if (!isOk(reply)) throw new NodeFailure("failed", "setnodes", `CLUSTERX SETNODES replied ${JSON.stringify(replyText(reply))}`);
       return ms;
     });
     return { ...base, result: "ok", phase: "setnodes", detail: "", latencyMs: round(ms), elapsedMs: elapsed() };

@@ -12,7 +12,7 @@ describe("compiled binary", () => {
   test("--help lists every command and exits 0", async () => {
     const r = await runKvr(["--help"]);
     expect(r.code).toBe(0);
-    for (const c of ["master", "replica", "setnodes", "drill", "--json", "--log-level", "--no-color"]) expect(r.stdout).toContain(c);
+    for (const c of ["master", "replica", "setnodes", "drill", "doctor", "--json", "--log-level", "--no-color"]) expect(r.stdout).toContain(c);
   });
 
   test("--version prints the package version and exits 0", async () => {
@@ -22,7 +22,7 @@ describe("compiled binary", () => {
   });
 
   test("each command's --help teaches with examples", async () => {
-    for (const c of ["master", "replica", "setnodes", "drill"]) {
+    for (const c of ["master", "replica", "setnodes", "drill", "doctor"]) {
       const r = await runKvr([c, "--help"]);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain("Examples:");

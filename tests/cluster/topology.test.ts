@@ -5,7 +5,6 @@ import {
   formatClusterNodes,
   formatNodes,
   masterOf,
-  parseClusterNodes,
   matchListeningIp,
   MSG,
   parseNodes,
@@ -15,6 +14,7 @@ import {
   type ClusterNode,
   type Topology,
 } from "../../lib/cluster/index.ts";
+import { randomTopology, rng } from "./random.ts";
 
 const A = "a".repeat(40);
 const B = "b".repeat(40);
@@ -216,93 +216,6 @@ describe("helpers", () => {
     expect(formatClusterNodes(u, C, 1, 1000)).toBe(
       `${C} 127.0.0.1:x:7000@17000 myself,master - 999 1000 1 connected 1-3 5-10\n${A} h:7001@17001 master - 999 1000 1 connected\n`,
     );
-  });
-});
-
-/** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomTopology(r: () => number): Topology {
-  const int = (n: number) => Math.floor(r() * n);
-  const hex = "0123456789abcdefABCDEF";
-  const ids = new Set<string>();
-  const newId = () => {
-    for (;;) {
-      let s = "";
-      for (let i = 0; i < 40; i++) s += hex[int(hex.length)];
-      if (!ids.has(s)) {
-        ids.add(s);
-        return s;
-      }
-    }
-  };
-  const hosts = ["127.0.0.1", "10.0.0.7", "::1", "node-3.example", "fe80::1%eth0"];
-  const masters = 1 + int(6);
-  // Cut 0..16383 into contiguous chunks, shuffle them among masters (some get none).
-  const cuts = new Set<number>();
-  const pieces = 1 + int(30);
-  while (cuts.size < pieces - 1) cuts.add(1 + int(16383));
-  const bounds = [0, ...[...cuts].sort((x, y) => x - y), 16384];
-  const chunks: Array<[number, number]> = [];
-  for (let i = 0; i + 1 < bounds.length; i++) if (r() < 0.85) chunks.push([bounds[i], bounds[i + 1] - 1]);
-  const nodes: ClusterNode[] = [];
-  const masterIds: string[] = [];
-  for (let m = 0; m < masters; m++) {
-    const id = newId();
-    masterIds.push(id);
-    nodes.push({ id, host: hosts[int(hosts.length)], port: int(65536), role: "master", masterId: "-", slots: [] });
-  }
-  for (const c of chunks) nodes[int(masters)].slots.push(c);
-  const slaves = int(8);
-  for (let s = 0; s < slaves; s++) {
-    const masterId = r() < 0.9 ? masterIds[int(masters)] : newId();
-    nodes.push({ id: newId(), host: hosts[int(hosts.length)], port: int(65536), role: "slave", masterId, slots: [] });
-  }
-  // Interleave slaves and masters.
-  for (let i = nodes.length - 1; i > 0; i--) {
-    const j = int(i + 1);
-    [nodes[i], nodes[j]] = [nodes[j], nodes[i]];
-  }
-  return { nodes };
-}
-
-describe("CLUSTER NODES back to a topology (what the drill records and puts back)", () => {
-  test("a Kvrocks reply: flags, ping/pong/version/link state dropped, migration entries ignored, myself found", () => {
-    const text =
-      `${A} 10.0.0.1:7000@17000 master - 1795547720116 1795547720117 28 connected 0-8191 [8192->-${B}]\n` +
-      `${C} 10.0.0.3:7000@17000 myself,slave ${A} 0 1795547720117 28 connected\n` +
-      `${B} 10.0.0.2:7000@17000 master - 0 1795547720117 28 connected 8192-16383\n`;
-    const { topology, myself } = parseClusterNodes(text);
-    expect(myself).toBe(C);
-    expect(formatNodes(topology)).toBe(
-      [`${A} 10.0.0.1 7000 master - 0-8191`, `${C} 10.0.0.3 7000 slave ${A}`, `${B} 10.0.0.2 7000 master - 8192-16383`].join("\n"),
-    );
-  });
-
-  test("200 random topologies survive formatClusterNodes → parseClusterNodes (ids, addresses, roles, slot owners, myself)", () => {
-    for (let seed = 1; seed <= 200; seed++) {
-      const t = randomTopology(rng(seed));
-      const me = t.nodes[seed % t.nodes.length].id;
-      const { topology: back, myself } = parseClusterNodes(formatClusterNodes(t, me, seed, 1_700_000_000_000));
-      expect(myself).toBe(me);
-      expect(back.nodes.map(({ slots: _s, ...n }) => n)).toEqual(t.nodes.map(({ slots: _s, ...n }) => n));
-      for (let slot = seed % 97; slot < 16384; slot += 97) expect(slotOwner(back, slot)?.id ?? null).toBe(slotOwner(t, slot)?.id ?? null);
-    }
-  }, 30_000);
-
-  test("text that is not CLUSTER NODES is refused", () => {
-    expect(() => parseClusterNodes("ERR nope")).toThrow(/not a CLUSTER NODES line/);
-    expect(() => parseClusterNodes(`${A} 10.0.0.1:7000@17000 leader - 0 0 1 connected`)).toThrow(/not a CLUSTER NODES line/);
-    expect(() => parseClusterNodes(`${A.slice(1)} 10.0.0.1:7000@17000 master - 0 0 1 connected`)).toThrow(TopologyError);
   });
 });
 

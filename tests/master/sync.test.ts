@@ -147,9 +147,15 @@ describe("replication commands", () => {
   test("INFO reports checkpoint size, bytes sent, files served", async () => {
     master = await startTestMaster();
     await fullSync(master.port);
-    const info = await cmd(await open(master.port), "INFO");
-    expect(info.split("\r\n")[0]).toBe("# Replication");
+    const c = await open(master.port);
+    // Bare INFO is every section, as on Kvrocks; INFO replication is that section alone.
+    const info = await cmd(c, "INFO");
+    expect(info.split("\r\n\r\n").map((s) => s.split("\r\n")[0])).toEqual(["# Server", "# Stats", "# Replication", "# Cluster"]);
+    expect((await cmd(c, "INFO", "replication")).split("\r\n")[0]).toBe("# Replication");
+    c.destroy();
     expect(info).toContain("role:master");
+    // The full sync above: one PSYNC refused (out of range), one _fetch_meta.
+    expect(info).toContain("\r\nsync_full:1\r\nsync_partial_ok:0\r\nsync_partial_err:1\r\n");
     expect(info).toContain("kvr_checkpoint_files:7");
     const total = master.ctx.checkpointBytes;
     expect(info).toContain(`kvr_checkpoint_bytes:${total}`);

@@ -158,20 +158,7 @@ export async function infoMap(port: number, password?: string): Promise<Record<s
 }
 
 /** A counting semaphore: at most `n` callers inside at once. */
-export function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const queue: Array<() => void> = [];
-  return async (fn) => {
-    if (active >= n) await new Promise<void>((r) => queue.push(r));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      queue.shift()?.();
-    }
-  };
-}
+export { limiter } from "../../lib/ui/limit.ts";
 
 /** Poll until `fn` returns a truthy value (throws after `ms`). */
 export async function until<T>(fn: () => T | Promise<T>, ms = 10_000, what = "condition", everyMs = 20): Promise<T> {

@@ -82,7 +82,8 @@ test("CLUSTERX MYID/SETNODEID, CLUSTER NODES with myself, ROLE and INFO after SE
   expect(i).toMatchObject({ role: "slave", master_host: "127.0.0.1", master_port: "1", master_link_status: "down" });
   await Bun.sleep(100);
   expect((await info(r.port)).kvr_last_error).toContain("connection refused");
-  expect(await text(r.port, ["INFO", "cluster"])).toContain("cluster_version:7");
+  expect(await text(r.port, ["INFO", "cluster"])).toBe("# Cluster\r\ncluster_enabled:1\r\n");
+  expect(await text(r.port, ["CLUSTER", "INFO"])).toContain("cluster_current_epoch:7\r\n");
 });
 
 test("usage errors exit 2: missing --dir, a --dir that does not exist, bad --node-id", async () => {

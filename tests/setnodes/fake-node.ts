@@ -1,11 +1,25 @@
 /**
- * A test RESP server on 127.0.0.1 that answers CLUSTERX like a Kvrocks node in cluster mode
- * (semantics from lib/cluster), built with lib/net listen + lib/resp. It records every command it
- * receives and can be told to misbehave: never reply, or reply an error to SETNODES.
+ * A test RESP server on 127.0.0.1 that answers like a Kvrocks node in cluster mode: CLUSTERX and
+ * CLUSTER NODES|INFO (semantics from lib/cluster), PING, INFO server|replication|stats|cluster
+ * (text replaceable per section). Built with lib/net listen + lib/resp. It records every command
+ * it receives and can be told to misbehave: never reply, reply an error to SETNODES, or answer
+ * any command with raw bytes (garbage, an oversized bulk header, a reply cut off by a close).
  */
-import { clusterx, encodeReply, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
+import {
+  clusterCommand,
+  clusterSection,
+  clusterx,
+  encodeReply,
+  initialClusterState,
+  newServerStats,
+  serverSection,
+  statsSection,
+  type ClusterState,
+} from "../../lib/cluster/index.ts";
 import { listen, type Conn, type Server } from "../../lib/net/index.ts";
-import { error, OK, RespDecoder } from "../../lib/resp/index.ts";
+import { bulk, error, OK, RespDecoder, simple } from "../../lib/resp/index.ts";
+
+export type InfoSection = "server" | "replication" | "stats" | "cluster";
 
 export interface FakeNodeOptions {
   /** Require AUTH with this password. */
@@ -20,6 +34,14 @@ export interface FakeNodeOptions {
   ignoreSetnodes?: boolean;
   /** Initial CLUSTERX VERSION. */
   version?: number;
+  /** INFO <section> text instead of the default (a kvr-built master in cluster mode). */
+  info?: Partial<Record<InfoSection, string>>;
+  /** CLUSTER NODES text instead of the one formatted from the CLUSTERX state. */
+  clusterNodes?: string;
+  /** Answer a command with these bytes instead ("close": close the connection; null: as usual). */
+  raw?: (args: string[]) => string | Buffer | "close" | null;
+  /** Close the connection right after a raw answer (a reply cut off). */
+  closeAfterRaw?: boolean;
 }
 
 export interface FakeNode {
@@ -45,6 +67,16 @@ export async function startFakeNode(o: FakeNodeOptions = {}): Promise<FakeNode> 
     close: async () => {},
   };
   let setnodes = 0;
+  const startedMs = Date.now();
+  const infoText = (section: InfoSection): string => {
+    const given = o.info?.[section];
+    if (given !== undefined) return given;
+    if (section === "server") return serverSection({ cluster: true, port: node.port, startedMs });
+    if (section === "stats") return statsSection(newServerStats());
+    if (section === "cluster") return clusterSection(true);
+    if (section === "replication") return "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n";
+    return "";
+  };
   const serve = async (c: Conn) => {
     node.connections++;
     let authed = !o.password;
@@ -66,6 +98,32 @@ export async function startFakeNode(o: FakeNodeOptions = {}): Promise<FakeNode> 
         }
         if (!authed) {
           await c.write(error("NOAUTH Authentication required."));
+          continue;
+        }
+        const raw = o.raw?.(args) ?? null;
+        if (raw === "close") {
+          c.destroy();
+          return;
+        }
+        if (raw !== null) {
+          await c.write(raw);
+          if (o.closeAfterRaw) {
+            c.end();
+            return;
+          }
+          continue;
+        }
+        if (name === "PING") {
+          await c.write(simple("PONG"));
+          continue;
+        }
+        if (name === "INFO") {
+          await c.write(bulk(infoText((args[1] ?? "").toLowerCase() as InfoSection)));
+          continue;
+        }
+        if (name === "CLUSTER") {
+          const r = clusterCommand(node.state, args.slice(1));
+          await c.write(o.clusterNodes !== undefined && r.type === "bulk" && args[1]?.toUpperCase() === "NODES" ? bulk(o.clusterNodes) : encodeReply(r));
           continue;
         }
         if (name === "CLUSTERX") {
