@@ -123,3 +123,12 @@ export function topologyFromClusterNodes(view: ClusterNodesView): Topology {
   });
   return parseNodes(formatNodes({ nodes }));
 }
+
+/**
+ * CLUSTER NODES text as a SETNODES nodes string (canonical, see formatNodes): `@cport`,
+ * `myself,`, ping/pong times, epoch and link state dropped, slot ranges kept. The way back is
+ * formatClusterNodes (topology.ts).
+ */
+export function nodesTextFromClusterNodes(text: string): string {
+  return formatNodes(topologyFromClusterNodes(parseClusterNodes(text)));
+}
