@@ -122,8 +122,12 @@ cli
 
 cli
   .command("setnodes", "Validate a topology and push it (CLUSTERX SETNODES) to nodes under deadlines")
-  .usage("setnodes (--nodes-file <path> | --nodes <string> | --node <line>...) (--version <n> | --bump) (--target <host:port>... | --all)")
-  .option("--nodes-file <path>", "Topology file ('-' = stdin)")
+  .usage("setnodes (--from <host:port> | --nodes-file <path> | --nodes <string> | --node <line>...) [--promote <id> [--drop-old]] [--remove <id>] (--version <n> | --bump) (--target <host:port>... | --all)")
+  .option("--from <host:port>", "Read the topology from this live node (CLUSTER NODES, CLUSTERX VERSION)")
+  .option("--promote <id>", "Edit: this replica becomes master of its master's slots; the old master and its other replicas follow it (repeatable)")
+  .option("--drop-old", "With --promote: drop the old master from the topology instead (a dead master cannot be pushed to)")
+  .option("--remove <id>", "Edit: drop this node (refused while it owns slots or has replicas) (repeatable)")
+  .option("--nodes-file <path>", "Topology file ('-' = stdin; at most 8 MiB)")
   .option("--nodes <string>", "Topology string (a literal \\n separates nodes)")
   .option("--node <line>", "One node: '<id> <host> <port> <role> <master|-> [slots]' (repeatable)")
   .option("--version <n>", "Topology version to set")
@@ -141,7 +145,14 @@ cli
   .example("  kvr setnodes --nodes-file cluster.txt --version 7 --all --verify")
   .example('  kvr setnodes --node "$A 10.0.0.1 6666 master - 0-16383" --node "$B 10.0.0.2 6666 slave $A" --bump --all')
   .example("  kvr setnodes --nodes-file cluster.txt --version 7 --dry-run")
-  .example("\nExit codes: 0 every target replied +OK; 1 a target replied an error or failed; 3 a connect or reply\ndeadline fired (and nothing else failed); 2 usage error or invalid topology (nothing sent).")
+  .example("  kvr setnodes --from 10.0.0.1:6666 --dry-run > cluster.txt      # the live topology as a nodes file")
+  .example("  kvr setnodes --from 10.0.0.1:6666 --promote $REPLICA --drop-old --bump --all --verify    # failover of a dead master")
+  .example("  kvr setnodes --from 10.0.0.1:6666 --remove $SPARE --bump --all --verify")
+  .example(
+    "\nEdits (--promote, then --remove) apply to the topology read, before it is validated; promoting a replica of a\n" +
+      "  dead master, add --drop-old so --all does not push to it.\n" +
+      "Exit codes: 0 every target replied +OK; 1 a target replied an error or failed; 3 a connect or reply\ndeadline fired (and nothing else failed); 2 usage error, invalid topology or refused edit (nothing sent);\n4 --from: the node could not be read (nothing sent).",
+  )
   .action(action("setnodes"));
 
 cli

@@ -15,6 +15,12 @@ export const NODE_ID_LEN = 40;
 /** CLUSTER NODES prints the cluster bus port as port + this. */
 export const CLUSTER_PORT_INCR = 10000;
 
+/**
+ * The largest nodes string kvr reads or sends: 8 MiB, the largest command argument a kvr node's
+ * admin port accepts (lib/replica/admin.ts), so no node could take a longer SETNODES.
+ */
+export const MAX_NODES_BYTES = 8 * 1024 * 1024;
+
 /** Kvrocks' error messages (without the "ERR " prefix word). */
 export const MSG = {
   nodesInfo: "Invalid cluster nodes info",

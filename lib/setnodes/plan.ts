@@ -48,19 +48,38 @@ function single(flag: string, v: unknown): unknown {
   return v;
 }
 
-/** Build the plan from parsed options and the validated topology; throws UsageError. */
-export function makePlan(opts: Record<string, unknown>, topology: Topology, env: Record<string, string | undefined> = process.env): Plan {
+/** Deadlines and password for every node contacted (--connect-timeout, --timeout, --auth or KVR_AUTH); throws UsageError. */
+export function sessionOptions(opts: Record<string, unknown>, env: Record<string, string | undefined> = process.env): { connectMs: number; timeoutMs: number; auth: string | null } {
+  const authOpt = single("auth", opts.auth);
+  const auth = authOpt !== undefined ? String(authOpt) : (env.KVR_AUTH ?? null);
+  return {
+    connectMs: positiveDuration("connect-timeout", single("connect-timeout", opts.connectTimeout)),
+    timeoutMs: positiveDuration("timeout", single("timeout", opts.timeout)),
+    auth: auth === "" ? null : auth,
+  };
+}
+
+/**
+ * The version and target options, checked without the topology (so a usage error comes before
+ * anything is read from a node); throws UsageError.
+ */
+export function versionAndTargets(opts: Record<string, unknown>): { dryRun: boolean; bump: boolean; version: number | null; all: boolean; given: string[] } {
   const dryRun = !!opts.dryRun;
   const bump = !!opts.bump;
   const versionOpt = single("version", opts.version);
   if (bump && versionOpt !== undefined) throw new UsageError("give --version <n> or --bump, not both");
   if (!bump && versionOpt === undefined && !dryRun) throw new UsageError("give the topology version: --version <n>, or --bump to use the targets' highest version + 1");
   const version = versionOpt === undefined ? null : parseIntFlag("version", versionOpt, 0, Number.MAX_SAFE_INTEGER);
-
   const all = !!opts.all;
   const given = list(opts.target);
   if (all && given.length > 0) throw new UsageError("give --target host:port (repeatable) or --all, not both");
   if (!all && given.length === 0 && !dryRun) throw new UsageError("give the nodes to push to: --target host:port (repeatable), or --all for every node of the topology");
+  return { dryRun, bump, version, all, given };
+}
+
+/** Build the plan from parsed options and the validated topology; throws UsageError. */
+export function makePlan(opts: Record<string, unknown>, topology: Topology, env: Record<string, string | undefined> = process.env): Plan {
+  const { dryRun, bump, version, all, given } = versionAndTargets(opts);
   const targets: Target[] = [];
   const seen = new Set<string>();
   const add = (host: string, port: number) => {
@@ -87,8 +106,6 @@ export function makePlan(opts: Record<string, unknown>, topology: Topology, env:
     }
   }
 
-  const authOpt = single("auth", opts.auth);
-  const auth = authOpt !== undefined ? String(authOpt) : (env.KVR_AUTH ?? null);
   return {
     topology,
     nodesText: formatNodes(topology),
@@ -96,9 +113,7 @@ export function makePlan(opts: Record<string, unknown>, topology: Topology, env:
     bump,
     force: !!opts.force,
     targets,
-    connectMs: positiveDuration("connect-timeout", single("connect-timeout", opts.connectTimeout)),
-    timeoutMs: positiveDuration("timeout", single("timeout", opts.timeout)),
-    auth: auth === "" ? null : auth,
+    ...sessionOptions(opts, env),
     setNodeId,
     dryRun,
     verify: !!opts.verify,
