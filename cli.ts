@@ -90,7 +90,7 @@ cli
 
 cli
   .command("replica", "Kvrocks-compatible replica with deadlines, instant stop and a CLUSTERX admin port")
-  .option("--dir <path>", "Target directory for the checkpoint files (required)")
+  .option("--dir <path>", "Target directory for the checkpoint files (required; created, mode 0700, when its parent exists)")
   .option("--master <host:port>", "Master to sync from (else wait for SETNODES or SLAVEOF)")
   .option("--bind <host>", "Admin port address", { default: "127.0.0.1" })
   .option("--port <port>", "Admin port (0 = a free one, printed at start; default 6667, with --once 0)")

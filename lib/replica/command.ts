@@ -8,6 +8,7 @@ import { isNetError } from "../net/index.ts";
 import { formatBytes, formatMs, parseDuration, parseHostPort, parseIntFlag, parsePort, parseSize, portInUse, UsageError } from "../ui/units.ts";
 import { startAdmin } from "./admin.ts";
 import { checkTargetDir } from "./files.ts";
+import { createTargetDir } from "./targetdir.ts";
 import { ReplicaNode } from "./node.ts";
 import type { RunConfig, RunOutcome } from "./replication.ts";
 import { progressLine, Status, type HostPort } from "./status.ts";
@@ -81,6 +82,7 @@ export function failureExitCode(code: string): number {
 export async function run(rawOpts: Record<string, unknown>, out: Output): Promise<number> {
   const o = parseOptions(rawOpts);
   try {
+    if (await createTargetDir(o.run.dir)) out.event("dir-created", { dir: o.run.dir, mode: "0700" }, `created --dir ${o.run.dir} (mode 0700)`);
     await checkTargetDir(o.run.dir);
   } catch (e) {
     throw new UsageError((e as Error).message);

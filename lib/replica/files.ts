@@ -84,7 +84,7 @@ export async function checkTargetDir(dir: string): Promise<void> {
   try {
     st = await stat(dir);
   } catch {
-    throw new Error(`--dir ${dir} does not exist; create it first (kvr does not create target directories)`);
+    throw new Error(`--dir ${dir} does not exist`);
   }
   if (!st.isDirectory()) throw new Error(`--dir ${dir} is not a directory`);
   try {

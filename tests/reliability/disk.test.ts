@@ -72,7 +72,7 @@ test.skipIf(!root)("8 MiB tmpfs, 12 MiB checkpoint: ENOSPC named clearly, .tmp r
   }
 }, 40_000);
 
-test.skipIf(!root)("a read-only file system, a file, a missing parent: clear error at start, exit 2, nothing created", async () => {
+test.skipIf(!root)("a read-only file system (an existing --dir, or a new one below it), a file, a missing parent: clear error at start, exit 2, nothing created", async () => {
   const ro = tmpfs("1m", true);
   const d = tempDir("kvr-disk-");
   cleanups.push(d.cleanup);
@@ -85,6 +85,7 @@ test.skipIf(!root)("a read-only file system, a file, a missing parent: clear err
       [file, /not a directory/],
       [missing, /does not exist/],
       [join(file, "below-a-file"), /does not exist|not a directory/],
+      [join(ro.path, "new"), /does not exist and cannot be created .*\(EROFS\)/],
     ];
     for (const [dir, msg] of cases) {
       const r = await runKvr(["replica", "--dir", dir, "--master", "127.0.0.1:1", "--port", "0"], { timeoutMs: 10_000 });

@@ -1,78 +1,77 @@
-/** The target directory guard: a full sync deletes only what looks like a checkpoint or kvr's state. */
+/**
+ * kvr replica creates its --dir as Kvrocks creates its own directories: the last path component
+ * only, mode 0700 whatever the umask, when the parent exists. A missing parent, a file, a path
+ * below a file and a directory holding foreign files are still refused (exit 2, nothing created).
+ */
 import { expect, test } from "bun:test";
-import { readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { replyText } from "../../lib/resp/index.ts";
-import { isReplicaFileName, prepareDir } from "../../lib/replica/files.ts";
-import { runKvr, cleanupAfterEach } from "../helpers/kvr.ts";
-import { admin, info, startMaster, startReplica, until } from "./helpers.ts";
+import { cleanupAfterEach, runKvr, spawnKvr } from "../helpers/kvr.ts";
 
 const { defer, temp } = cleanupAfterEach();
-const ls = (dir: string) => readdirSync(dir).sort();
 
-test("names a full sync may delete: checkpoint files and kvr's state only", () => {
-  for (const n of ["000012.sst", "000014.log", "000020.blob", "MANIFEST-000009", "OPTIONS-000011", "CURRENT", "IDENTITY", "LOCK", "LOG", "LOG.old.1700000000123456", "000012.sst.tmp", "CURRENT.tmp", "kvr-stream.log"]) {
-    expect({ n, ok: isReplicaFileName(n) }).toEqual({ n, ok: true });
+/** `kvr replica --dir <dir>` under `umask <mask>`; resolves once it listens. */
+async function replicaUnder(mask: string, dir: string) {
+  const kvr = spawnKvr(["replica", "--dir", dir, "--port", "0"], {}, ["sh", "-c", `umask ${mask}; exec "$0" "$@"`]);
+  defer(() => kvr.stop("SIGTERM", 3000));
+  await kvr.waitEvent((e) => e.event === "listening", 10_000);
+  return kvr;
+}
+
+test("a --dir whose parent exists is created, mode 0700 under umask 000 and 077, and the replica starts", async () => {
+  const parent = temp("kvr-targetdir-");
+  for (const mask of ["000", "077"]) {
+    const dir = join(parent, `new-${mask}`);
+    const kvr = await replicaUnder(mask, dir);
+    expect(statSync(dir).isDirectory()).toBe(true);
+    expect((statSync(dir).mode & 0o777).toString(8)).toBe("700");
+    expect(kvr.events.find((e) => e.event === "dir-created")).toMatchObject({ dir, mode: "0700" });
   }
-  for (const n of ["notes.txt", "stale.sst", "a.log", "MANIFEST", "MANIFEST-x", "OPTIONS-", "current", ".bashrc", "kvrocks.conf", "000012.sst.bak", "dump.rdb"]) {
-    expect({ n, ok: isReplicaFileName(n) }).toEqual({ n, ok: false });
-  }
+  // A relative path, as a runbook gives it: created in the working directory.
+  const rel = spawnKvr(["replica", "--dir", "./rel", "--port", "0"], {}, ["sh", "-c", `cd '${parent}' && exec "$0" "$@"`]);
+  defer(() => rel.stop("SIGTERM", 3000));
+  await rel.waitEvent((e) => e.event === "listening", 10_000);
+  expect((statSync(join(parent, "rel")).mode & 0o777).toString(8)).toBe("700");
 });
 
-test("prepareDir: a foreign file among those to delete → FOREIGN_FILE naming it, nothing deleted", async () => {
-  const dir = temp();
-  for (const n of ["000001.sst", "000099.sst", "CURRENT", "notes.txt"]) writeFileSync(join(dir, n), n);
-  const err = await prepareDir(dir, ["000001.sst", "CURRENT", "MANIFEST-000003"]).catch((e) => e);
-  expect(err.code).toBe("FOREIGN_FILE");
-  expect(err.message).toContain("notes.txt");
-  expect(err.message).toContain("use an empty directory or a former replica directory");
-  expect(ls(dir)).toEqual(["000001.sst", "000099.sst", "CURRENT", "notes.txt"]);
-  // A file the master lists is kept, whatever its name; without the foreign file the stale ones go.
-  writeFileSync(join(dir, "notes.txt"), "listed now");
-  expect([...(await prepareDir(dir, ["000001.sst", "notes.txt", "CURRENT"]))].sort()).toEqual(["000001.sst", "notes.txt"]);
-  expect(ls(dir)).toEqual(["000001.sst", "notes.txt"]);
+test("an existing --dir is used as it is: no event, its mode unchanged", async () => {
+  const dir = temp("kvr-targetdir-");
+  chmodSync(dir, 0o755);
+  const kvr = await replicaUnder("022", dir);
+  expect(kvr.events.some((e) => e.event === "dir-created")).toBe(false);
+  expect((statSync(dir).mode & 0o777).toString(8)).toBe("755");
 });
 
-test("start-up: --dir holding notes.txt → exit 2 before connecting, a clear error, every file still there", async () => {
-  const dir = temp();
-  writeFileSync(join(dir, "notes.txt"), "mine");
-  writeFileSync(join(dir, "000007.sst"), "sst");
-  const r = await runKvr(["replica", "--dir", dir, "--master", "127.0.0.1:1", "--port", "0", "--once"], { timeoutMs: 10_000 });
-  expect(r.code).toBe(2);
-  expect(r.stderr).toContain(`--dir ${dir} holds notes.txt`);
-  expect(r.stderr).toContain("use an empty directory or a former replica directory");
-  expect(r.stderr).not.toContain("connecting");
-  expect(ls(dir)).toEqual(["000007.sst", "notes.txt"]);
-  expect(readFileSync(join(dir, "notes.txt"), "utf8")).toBe("mine");
-});
-
-test("a foreign file that appears after start-up fails the full sync with the same error; nothing is deleted or fetched", async () => {
-  const m = await startMaster(["--generate", "4x16KiB"]);
-  defer(() => m.stop());
-  const dir = temp();
-  const r = await startReplica(["--dir", dir, "--max-retries", "0"]);
-  defer(() => r.stop());
-  writeFileSync(join(dir, "notes.txt"), "mine");
-  writeFileSync(join(dir, "000099.sst"), "stale");
-  expect(replyText(await admin(r.port, ["SLAVEOF", "127.0.0.1", String(m.port)]))).toBe("OK");
-  await until(async () => (await info(r.port)).kvr_state === "error", 5000);
-  const i = await info(r.port);
-  expect(i.kvr_last_error).toContain(`--dir ${dir} holds notes.txt`);
-  expect(i.kvr_last_error).toContain("use an empty directory or a former replica directory");
-  expect(r.kvr.events.find((e) => e.event === "retry" || (e.event === "state" && e.state === "fetch_files"))).toBeUndefined();
-  expect(ls(dir)).toEqual(["000099.sst", "notes.txt"]);
-});
-
-test("start-up: a symbolic link named like kvr's state or a checkpoint file → exit 2, the file it points to untouched", async () => {
-  const outside = join(temp(), "outside.txt");
-  writeFileSync(outside, "28 bytes that must stay here");
-  for (const name of ["kvr-stream.log", "CURRENT", "000012.sst.tmp"]) {
-    const dir = temp();
-    symlinkSync(outside, join(dir, name));
+test("refused as before, exit 2 with one line, nothing created: a missing parent, a file, a path below a file, foreign files", async () => {
+  const base = temp("kvr-targetdir-");
+  const file = join(base, "a-file");
+  writeFileSync(file, "x");
+  const foreign = join(base, "foreign");
+  mkdirSync(foreign);
+  writeFileSync(join(foreign, "notes.txt"), "mine");
+  const cases: Array<[string, string]> = [
+    [join(base, "no", "such", "target"), `does not exist, nor does its parent ${join(base, "no", "such")}: kvr creates only the last component of --dir; create the parent first`],
+    [file, "is not a directory"],
+    [join(file, "below"), `its parent ${file} is not a directory`],
+    [foreign, "holds notes.txt"],
+  ];
+  for (const [dir, msg] of cases) {
     const r = await runKvr(["replica", "--dir", dir, "--master", "127.0.0.1:1", "--port", "0"], { timeoutMs: 10_000 });
-    expect({ name, code: r.code }).toEqual({ name, code: 2 });
-    expect(r.stderr).toContain(`--dir ${dir}: ${name} is a symbolic link; kvr writes only regular files inside --dir: remove it`);
-    expect(r.stderr).not.toContain("connecting");
+    expect({ dir, code: r.code }).toEqual({ dir, code: 2 });
+    expect(r.stderr.trim().split("\n").length).toBe(1);
+    expect(r.stderr).toContain(msg);
   }
-  expect(readFileSync(outside, "utf8")).toBe("28 bytes that must stay here");
+  expect(readdirSync(base).sort()).toEqual(["a-file", "foreign"]);
+  expect(readdirSync(foreign)).toEqual(["notes.txt"]);
+});
+
+const root = typeof process.getuid === "function" && process.getuid() === 0;
+test.skipIf(root)("a parent this user cannot write to: exit 2 'cannot be created', nothing created", async () => {
+  const base = temp("kvr-targetdir-");
+  chmodSync(base, 0o500);
+  defer(() => chmodSync(base, 0o700));
+  const r = await runKvr(["replica", "--dir", join(base, "new"), "--master", "127.0.0.1:1", "--port", "0"], { timeoutMs: 10_000 });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain("cannot be created");
+  expect(readdirSync(base)).toEqual([]);
 });
