@@ -25,6 +25,7 @@ const runners: Record<string, () => Promise<Runner>> = {
   setnodes: async () => (await import("./lib/setnodes/command.ts")).run,
   drill: async () => (await import("./lib/drill/command.ts")).run,
   doctor: async () => (await import("./lib/doctor/command.ts")).run,
+  lab: async () => (await import("./lib/lab/command.ts")).run,
 };
 
 let exitCode: number | null = null;
@@ -216,6 +217,28 @@ cli
   )
   .action(action("doctor"));
 
+cli
+  .command("lab", "A local cluster of kvr processes to rehearse runbooks on; stays up until Ctrl-C, then removes everything")
+  .option("--masters <n>", "kvr masters (cluster nodes, generated data), slots split evenly", { default: "3" })
+  .option("--replicas <n>", "kvr replicas per master", { default: "1" })
+  .option("--dir <path>", "Data directory, new or empty (default: a temp dir); what the lab writes there is removed on exit")
+  .option("--generate <spec>", "Each master's generated checkpoint: <count>x<size>", { default: "4x256KiB" })
+  .option("--write-rate <n/s>", "WriteBatches per second each master streams to its replicas (offsets move, lag is real)", { default: "10" })
+  .option("--read-timeout <duration>", "The replicas' read deadline (e.g. 60s: a stalled full sync hangs as on a build without the fix)", { default: "3s" })
+  .option("--timeout <duration>", "Start-up deadline: processes, topology, every replica synced", { default: "60s" })
+  .example("  kvr lab                                   # 3 masters × 1 replica; prints the nodes and a seed address")
+  .example("  kvr lab --masters 2 --replicas 1 --read-timeout 60s --json")
+  .example("  kvr doctor --seed <seed>                  # in another terminal; then kill -9 a master and run runbooks/failover.sh")
+  .example(
+    "\nEvery node listens on a free port of 127.0.0.1; node ids are random; topology version 1 is pushed to every node\n" +
+      "  and the lab waits until every replica streams from its master. Then: a table (--json: one `ready` event with\n" +
+      "  seed, version, dir, nodesFile, nodesText, nodes[] {name, id, role, host, port, address, masterId, master, slots, pid, dir}),\n" +
+      "  `node-exit` when a node dies, `stopped` at the end. Faults at run time: kill -USR1/-USR2 <master pid> (stall all /\n" +
+      "  clear), or KVR FAULT ADD <spec> on a master's port (see 'kvr master --help').\n" +
+      "Exit: 0 stopped by Ctrl-C/SIGTERM (everything removed), 2 usage, 4 the lab could not start (everything removed).",
+  )
+  .action(action("lab"));
+
 cli.help((sections) =>
   sections.map((sec) => {
     if (sec.title !== "Options") return sec;
@@ -336,7 +359,7 @@ async function main(): Promise<number> {
       return reportError(e);
     }
     if (parsed.args.length > 0) {
-      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill, doctor.\n`);
+      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill, doctor, lab.\n`);
       return EXIT.USAGE;
     }
     cli.outputHelp();

@@ -130,3 +130,24 @@ export function cleanupAfterEach(): { defer: (fn: () => unknown) => void; temp: 
     },
   };
 }
+
+/**
+ * Cleanup scoped to one call, for tests that run concurrently (an afterEach would run one test's
+ * cleanup while another is still going): `defer` and `temp` as in cleanupAfterEach, undone when
+ * `fn` settles, newest first.
+ */
+export async function withCleanup<T>(fn: (s: { defer: (fn: () => unknown) => void; temp: (prefix?: string) => string }) => Promise<T>): Promise<T> {
+  const fns: Array<() => unknown> = [];
+  try {
+    return await fn({
+      defer: (f) => void fns.push(f),
+      temp: (prefix) => {
+        const d = tempDir(prefix);
+        fns.push(d.cleanup);
+        return d.path;
+      },
+    });
+  } finally {
+    for (const f of fns.reverse()) await f();
+  }
+}
