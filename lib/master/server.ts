@@ -139,8 +139,9 @@ export async function startMaster(cfg: MasterConfig, out: Output): Promise<Maste
     cluster: cfg.nodeId ? { ...initialClusterState(), nodeId: cfg.nodeId } : null,
     server: { cluster: !!cfg.nodeId, port: cfg.port, startedMs: Date.now() },
   };
-  // A generated checkpoint's MANIFEST carries the stream's head when it is fetched.
-  cfg.source.bindSequence?.(() => ctx.stream.head);
+  // A generated checkpoint's MANIFEST carries the stream's head when it is fetched; full syncs
+  // share it while it is within half the WAL window (Kvrocks: half the WAL's retention).
+  cfg.source.bindSequence?.(() => ctx.stream.head, Math.floor((cfg.walWindow ?? 100_000) / 2));
   server = await listen(cfg.host, cfg.port, onConn, { readMs: 0, writeMs: cfg.sendTimeoutMs });
   port = server.port;
   ctx.server.port = port;

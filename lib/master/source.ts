@@ -35,8 +35,11 @@ export interface CheckpointSource {
   /** True when `name` is one of the served files. */
   has(name: string): boolean;
   open(name: string): Promise<OpenFile>;
-  /** Generated sources: checkpoints taken by snapshot() carry `now()` (the stream's head). */
-  bindSequence?(now: () => number): void;
+  /**
+   * Generated sources: checkpoints taken by snapshot() carry `now()` (the stream's head); one is
+   * shared by the full syncs that start while the head is fewer than `shareWithin` batches past it.
+   */
+  bindSequence?(now: () => number, shareWithin?: number): void;
   /** The file list of a checkpoint taken now (`_fetch_meta`); absent = `files`. */
   snapshot?(): SourceFile[];
 }
@@ -112,13 +115,17 @@ export const SNAPSHOT_MANIFEST_BASE = 1_000_000;
  * Serve a generated checkpoint (see generate.ts). Bound to a stream whose head moved past the
  * spec's sequence, `_fetch_meta` takes a fresh checkpoint as a Kvrocks master does: its MANIFEST
  * is `MANIFEST-<1000000 + head>` recording the head (a new name, since present files are never
- * fetched again) and CURRENT names it. The SST files stay the same.
+ * fetched again) and CURRENT names it. The SST files stay the same. Like Kvrocks, which shares a
+ * checkpoint younger than half its WAL retention among the replicas that full-sync, a checkpoint
+ * is shared while the head is fewer than `shareWithin` batches past it: replicas syncing at once
+ * each get a CURRENT that names the MANIFEST their own file list had.
  */
 export function generatedSource(spec: GenerateSpec): CheckpointSource {
   const files = generatedFiles(spec);
   const names = new Set(files.map((f) => f.name));
   const staticManifest = files.find((f) => f.name.startsWith("MANIFEST-"))!.name;
   let now: (() => number) | null = null;
+  let shareWithin = 0;
   let taken = spec.seq;
   const manifestName = (seq: number) => `MANIFEST-${String(SNAPSHOT_MANIFEST_BASE + seq).padStart(6, "0")}`;
   const snapshotSeq = (name: string): number | null => {
@@ -136,11 +143,13 @@ export function generatedSource(spec: GenerateSpec): CheckpointSource {
     description: `generated data ${spec.count}x${spec.size} bytes, seed ${spec.seed}`,
     files,
     has: (n) => names.has(n) || snapshotSeq(n) !== null,
-    bindSequence(fn) {
+    bindSequence(fn, share = 0) {
       now = fn;
+      shareWithin = share;
     },
     snapshot() {
-      taken = now ? now() : spec.seq;
+      const head = now ? now() : spec.seq;
+      if (taken === spec.seq || head - taken >= shareWithin) taken = head;
       if (taken === spec.seq) return files;
       return files.map((f) => (f.name === staticManifest ? { name: manifestName(taken), size: generatedManifest(taken, spec.seed, spec.count).length } : f));
     },
