@@ -124,7 +124,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
     await Promise.all(
       nodes
         .filter((n) => n.role === "slave")
-        .map((n) => unlessAborted(children.get(n.name)!.waitEvent((e) => e.event === "state" && e.state === "connected", left(), "a completed sync (state connected)"), stop.signal)),
+        .map((n) => unlessAborted(children.get(n.name)!.waitEvent((e) => e.event === "state" && e.state === "connected", Math.round(left()), "a completed sync (state connected)"), stop.signal)),
     );
     const nodesFile = join(dir, "nodes.txt");
     const nodesText = formatNodes(topology);

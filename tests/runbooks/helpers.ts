@@ -1,0 +1,54 @@
+/**
+ * Running the runbooks (runbooks/*.sh) in tests: as executables, with kvr found on PATH or through
+ * KVR, and — to show they need nothing but kvr and a base system — with a PATH that holds only
+ * kvr, bash and the basic tools they call (no jq).
+ */
+import { mkdirSync, symlinkSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { KVR_BIN } from "../helpers/kvr.ts";
+
+export const RUNBOOKS = resolve(import.meta.dir, "../../runbooks");
+
+/** The tools a runbook may use besides kvr (see runbooks/lib.sh). */
+const BASE_TOOLS = ["bash", "grep", "sed", "awk", "head", "tail", "cut", "sort", "tr", "wc", "mktemp", "rm", "cat", "cmp", "mv", "dirname"];
+
+/** Tools kvr itself uses when present (kvr drill reads the node's sockets with ss). */
+const KVR_TOOLS = ["ss"];
+
+/** A directory of symlinks: kvr (the built binary), the base tools and kvr's own; no jq. */
+export function minimalPath(dir: string): string {
+  const bin = join(dir, "bin");
+  mkdirSync(bin, { recursive: true });
+  symlinkSync(KVR_BIN, join(bin, "kvr"));
+  for (const t of [...BASE_TOOLS, ...KVR_TOOLS]) {
+    const p = Bun.which(t);
+    if (!p && BASE_TOOLS.includes(t)) throw new Error(`${t} is not installed`);
+    if (p) symlinkSync(p, join(bin, t));
+  }
+  return bin;
+}
+
+export interface ScriptRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * Run runbooks/<name> with `args`. `path`: the PATH to give it (default: the test's PATH with
+ * KVR set to the built binary).
+ */
+export async function runbook(name: string, args: string[], o: { path?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ScriptRun> {
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: "1", KVR_AUTH: "", ...(o.env ?? {}) };
+  if (o.path !== undefined) {
+    env.PATH = o.path;
+    delete env.KVR;
+  } else env.KVR ??= KVR_BIN;
+  const t0 = performance.now();
+  const p = Bun.spawn([join(RUNBOOKS, name), ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env });
+  const timer = setTimeout(() => p.kill("SIGKILL"), o.timeoutMs ?? 90_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr, ms: performance.now() - t0 };
+}
