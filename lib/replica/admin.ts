@@ -8,7 +8,7 @@ import { listen, type Conn, type Server } from "../net/index.ts";
 import { array, bulk, error, integer, OK, RespDecoder, simple } from "../resp/index.ts";
 import { passwordChecker } from "../ui/secrets.ts";
 import type { Output } from "../ui/output.ts";
-import { clusterInfo, replicationInfo, roleReply } from "./info.ts";
+import { clusterInfo, replicationInfo, roleReply, serverInfo } from "./info.ts";
 import type { ReplicaNode } from "./node.ts";
 
 export interface AdminOptions {
@@ -142,6 +142,7 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
     const section = (args[1] ?? "default").toLowerCase();
     const parts: string[] = [];
     const all = ["default", "all", "everything"].includes(section);
+    if (all || section === "server") parts.push(serverInfo());
     if (all || section === "replication") parts.push(replicationInfo(node));
     if (all || section === "cluster") parts.push(clusterInfo(node));
     return bulk(parts.join("\r\n"));

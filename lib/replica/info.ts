@@ -36,6 +36,11 @@ export function replicationInfo(node: ReplicaNode): string {
   return lines.join("\r\n") + "\r\n";
 }
 
+/** The `# Server` section: the node's process id (what `kvr guard` matches sockets by). */
+export function serverInfo(): string {
+  return `# Server\r\nprocess_id:${process.pid}\r\n`;
+}
+
 /** The `# Cluster` section. */
 export function clusterInfo(node: ReplicaNode): string {
   return `# Cluster\r\ncluster_enabled:1\r\ncluster_version:${node.cluster.version}\r\n`;
