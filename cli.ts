@@ -24,6 +24,7 @@ const runners: Record<string, () => Promise<Runner>> = {
   replica: async () => (await import("./lib/replica/command.ts")).run,
   setnodes: async () => (await import("./lib/setnodes/command.ts")).run,
   drill: async () => (await import("./lib/drill/command.ts")).run,
+  guard: async () => (await import("./lib/guard/command.ts")).run,
 };
 
 let exitCode: number | null = null;
@@ -159,6 +160,32 @@ cli
   .example("\nExit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open), 2 usage, 4 the drill could not run")
   .action(action("drill"));
 
+cli
+  .command("guard", "Destroy a stuck node's sockets to its master: the fetch read deadline for running, unpatched Kvrocks")
+  .usage("guard --node <host:port> [--node ...] [--read-timeout 3s] [--dry-run]")
+  .option("--node <host:port>", "A Kvrocks node on this host to watch (repeatable)")
+  .option("--read-timeout <duration>", "Destroy a socket to the node's master that received nothing for this long", { default: "3s" })
+  .option("--interval <duration>", "How often each node's INFO replication is read", { default: "250ms" })
+  .option("--timeout <duration>", "Connect and reply deadline of each INFO: a node that misses it does not answer", { default: "1s" })
+  .option("--auth <pw>", "Password of the nodes (or env KVR_AUTH)")
+  .option("--dry-run", "Report what would be destroyed; destroy nothing")
+  .example("  sudo kvr guard --node 127.0.0.1:6666")
+  .example("  KVR_AUTH=secret kvr guard --node 10.0.0.5:6666 --node 10.0.0.5:6667 --json")
+  .example("  kvr guard --node 127.0.0.1:6666 --dry-run          # what it would destroy, without privileges")
+  .example("  kvr drill --replica 127.0.0.1:6666 --guard          # prove it rescues your build first")
+  .example(
+    "\nWhat it destroys: established TCP sockets held by the node's own process (process_id in INFO server,\n" +
+      "  checked against the process listening on the node's port) whose remote end is the node's master, that\n" +
+      "  received nothing for --read-timeout, while the node was last seen syncing (master_sync_in_progress:1)\n" +
+      "  or does not answer INFO. Never a socket of a node last seen streaming (master_link_status:up), of another\n" +
+      "  process, or to another address. The node's blocked read fails at once and it retries its sync.\n" +
+      "Needs: Linux, CAP_NET_ADMIN (root, or AmbientCapabilities=CAP_NET_ADMIN), a kernel with\n" +
+      "  CONFIG_INET_DIAG_DESTROY, and the node's user or CAP_SYS_PTRACE to read /proc/<pid>/fd. A self-test at\n" +
+      "  start destroys a socket of its own: when that is refused, exit 4 and nothing is watched.\n" +
+      "Exit: 0 stopped by SIGINT/SIGTERM, 2 usage, 4 cannot destroy sockets here (self-test failed)",
+  )
+  .action(action("guard"));
+
 cli.help((sections) =>
   sections.map((sec) => {
     if (sec.title !== "Options") return sec;
@@ -279,7 +306,7 @@ async function main(): Promise<number> {
       return reportError(e);
     }
     if (parsed.args.length > 0) {
-      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill.\n`);
+      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill, guard.\n`);
       return EXIT.USAGE;
     }
     cli.outputHelp();

@@ -1,0 +1,283 @@
+/**
+ * The guard: watches nodes (poller.ts) and destroys, through sock_diag, the established TCP
+ * sockets a node's own process holds to that node's master once they received nothing for the
+ * read timeout — only while the node was last seen syncing (master_sync_in_progress:1) or has
+ * stopped answering, and never while it was last seen streaming (master_link_status:up).
+ *
+ * A socket is the node's when its inode is among /proc/<pid>/fd of the process_id the node
+ * reported, that process holding the node's listening socket (checked once per process, with its
+ * start time so a reused pid is never taken for it). Sockets are looked at only for armed nodes,
+ * in one sock_diag dump per look, and the next look is timed for the moment the idlest socket
+ * would cross the read timeout (at most one read timeout later), so the destroy comes within
+ * milliseconds of the crossing without polling the socket table every interval.
+ */
+import { lookup } from "node:dns/promises";
+import type { Output } from "../ui/output.ts";
+import { formatBytes, formatMs } from "../ui/units.ts";
+import { addrText, type NodeAddr } from "../drill/node.ts";
+import { canonicalIp, errnoName, ERRNO, TCP_STATE, type SockDiag, type TcpSocket } from "../net/sockdiag.ts";
+import type { GuardConfig } from "./options.ts";
+import { NodeWatch, type Replication, type WatchChange } from "./poller.ts";
+import { socketInodes, startTime } from "./proc.ts";
+import { destroyRefusal } from "./selftest.ts";
+
+/** Why a node's sockets may be destroyed now; null = they may not. */
+export type Armed = "syncing" | "unresponsive" | null;
+
+/** The rule, on what the node last said and whether it answers now. */
+export function armed(last: Replication | null, responsive: boolean): Armed {
+  if (!last || last.role !== "slave" || !last.master || last.linkUp) return null;
+  if (last.syncInProgress) return "syncing";
+  return responsive ? null : "unresponsive";
+}
+
+/** Shortest wait between two looks at the socket table. */
+const MIN_LOOK_MS = 10;
+
+/** One destroyed (or, with --dry-run, spared) socket. */
+export interface DestroyRecord {
+  node: string;
+  pid: number;
+  local: string;
+  remote: string;
+  bytesReceived: number | null;
+  idleMs: number;
+  why: "syncing" | "unresponsive";
+  dryRun: boolean;
+  destroyed: boolean;
+  error: string | null;
+}
+
+interface Guarded {
+  watch: NodeWatch;
+  /** The process verified to be this node's: pid and start time. */
+  proc: { pid: number; start: string } | null;
+  /** Why the process could not be verified (said once per pid). */
+  procNote: string | null;
+  /** The master's addresses as IPs (resolved when master_host is a name). */
+  master: { key: string; ips: string[] } | null;
+  /** Sockets to the master that belong to another process (skipped from then on). */
+  foreign: Set<number>;
+  /** --dry-run: sockets already reported. */
+  reported: Set<number>;
+}
+
+const hostPort = (h: string, p: number) => addrText({ host: h, port: p });
+
+/** Run the guard until `signal` aborts; returns every destroy (or would-destroy) it did. */
+export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, signal: AbortSignal): Promise<DestroyRecord[]> {
+  const records: DestroyRecord[] = [];
+  const nodes: Guarded[] = [];
+  let lookTimer: ReturnType<typeof setTimeout> | null = null;
+  let lookAt = Infinity;
+
+  const schedule = (delayMs: number) => {
+    if (signal.aborted) return;
+    const at = performance.now() + delayMs;
+    if (lookTimer && at >= lookAt) return;
+    if (lookTimer) clearTimeout(lookTimer);
+    lookAt = at;
+    lookTimer = setTimeout(look, Math.max(0, delayMs));
+  };
+
+  const onChange = (w: NodeWatch, what: WatchChange) => {
+    const g = nodes.find((n) => n.watch === w)!;
+    if (what === "pid") verify(g);
+    if (what === "state") resolveMaster(g);
+    // A new connection's process_id comes just before its first INFO replication, which reports both.
+    if (what !== "pid" || w.last !== null) report(g, what);
+    if (armed(w.last, w.responsive)) schedule(0);
+  };
+
+  for (const addr of cfg.nodes) {
+    const watch = new NodeWatch(addr, { intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs, auth: cfg.auth, signal, onChange });
+    nodes.push({ watch, proc: null, procNote: null, master: null, foreign: new Set(), reported: new Set() });
+  }
+
+  /** Is the process that node says it is really the one listening on its port, here? */
+  function verify(g: Guarded): void {
+    const pid = g.watch.pid;
+    g.proc = null;
+    let note: string | null = null;
+    if (pid === null) note = "its INFO server has no process_id: its sockets cannot be told from others' and are never touched";
+    else {
+      const start = startTime(pid);
+      const own = socketInodes(pid);
+      if (start === null) note = `its process_id ${pid} is not a process here: run the guard on the node's host, in its PID namespace`;
+      else if (!own.ok) note = own.reason;
+      else {
+        const listening = diag.tcp({ states: [TCP_STATE.LISTEN], sport: g.watch.addr.port });
+        if (listening.some((s) => own.inodes.has(s.inode))) g.proc = { pid, start };
+        else note = `process ${pid} does not hold a socket listening on port ${g.watch.addr.port} here (another network or PID namespace?): its sockets are never touched`;
+      }
+    }
+    if (note !== null && note !== g.procNote) out.warn(`${g.watch.label}: ${note}`);
+    g.procNote = note;
+  }
+
+  function resolveMaster(g: Guarded): void {
+    const m = g.watch.last?.master;
+    if (!m) {
+      g.master = null;
+      return;
+    }
+    const key = `${m.host}:${m.port}`;
+    if (g.master?.key === key) return;
+    const ip = canonicalIp(m.host);
+    if (ip) {
+      g.master = { key, ips: [ip] };
+      return;
+    }
+    g.master = { key, ips: [] };
+    lookup(m.host, { all: true }).then(
+      (addrs) => {
+        if (g.master?.key !== key) return;
+        g.master = { key, ips: addrs.map((a) => canonicalIp(a.address)).filter((x): x is string => x !== null) };
+        if (armed(g.watch.last, g.watch.responsive)) schedule(0);
+      },
+      (e) => out.warn(`${g.watch.label}: cannot resolve its master ${m.host}: ${(e as Error).message}; its sockets are not looked at`),
+    );
+  }
+
+  /** One look at the socket table for every armed node; schedules the next. */
+  function look(): void {
+    lookTimer = null;
+    lookAt = Infinity;
+    if (signal.aborted) return;
+    const targets = nodes.filter((g) => g.proc && g.master && g.master.ips.length > 0 && armed(g.watch.last, g.watch.responsive));
+    if (targets.length === 0) return;
+    const remotes = new Map<string, { host: string; port: number }>();
+    for (const g of targets) for (const ip of g.master!.ips) remotes.set(`${ip} ${g.watch.last!.master!.port}`, { host: ip, port: g.watch.last!.master!.port });
+    let socks: TcpSocket[];
+    try {
+      socks = diag.tcp({ remotes: [...remotes.values()] });
+    } catch (e) {
+      out.warn(`cannot list sockets: ${(e as Error).message}`);
+      schedule(cfg.intervalMs);
+      return;
+    }
+    let next = cfg.readTimeoutMs;
+    for (const g of targets) next = Math.min(next, sweep(g, socks));
+    schedule(Math.max(MIN_LOOK_MS, next));
+  }
+
+  /** Destroy the node's idle sockets among `socks`; returns when the next one could cross. */
+  function sweep(g: Guarded, socks: TcpSocket[]): number {
+    const why = armed(g.watch.last, g.watch.responsive)!;
+    const proc = g.proc!;
+    if (startTime(proc.pid) !== proc.start) {
+      g.proc = null;
+      out.warn(`${g.watch.label}: process ${proc.pid} is gone; waiting for the node to report its new process`);
+      return cfg.readTimeoutMs;
+    }
+    const port = g.watch.last!.master!.port;
+    const mine = socks.filter((s) => s.remote.port === port && g.master!.ips.includes(s.remote.host));
+    const seen = new Set(mine.map((s) => s.inode));
+    for (const i of g.foreign) if (!seen.has(i)) g.foreign.delete(i);
+    for (const i of g.reported) if (!seen.has(i)) g.reported.delete(i);
+    let next = cfg.readTimeoutMs;
+    let owned: Set<number> | null = null;
+    for (const s of mine) {
+      if (g.foreign.has(s.inode)) continue;
+      const idle = s.lastRecvMs ?? 0;
+      if (idle < cfg.readTimeoutMs) {
+        next = Math.min(next, cfg.readTimeoutMs - idle);
+        continue;
+      }
+      // Bytes waiting to be read: the process is behind, not blocked on a silent master.
+      if (s.recvQ > 0) {
+        next = Math.min(next, cfg.intervalMs);
+        continue;
+      }
+      if (owned === null) {
+        const r = socketInodes(proc.pid);
+        if (!r.ok) {
+          out.warn(`${g.watch.label}: ${r.reason}`);
+          return cfg.readTimeoutMs;
+        }
+        owned = r.inodes;
+      }
+      if (!owned.has(s.inode)) {
+        g.foreign.add(s.inode);
+        continue;
+      }
+      act(g, s, why, proc.pid);
+    }
+    return next;
+  }
+
+  function act(g: Guarded, s: TcpSocket, why: "syncing" | "unresponsive", pid: number): void {
+    if (cfg.dryRun && g.reported.has(s.inode)) return;
+    const rec: DestroyRecord = {
+      node: g.watch.label,
+      pid,
+      local: hostPort(s.local.host, s.local.port),
+      remote: hostPort(s.remote.host, s.remote.port),
+      bytesReceived: s.bytesReceived,
+      idleMs: s.lastRecvMs ?? 0,
+      why,
+      dryRun: cfg.dryRun,
+      destroyed: false,
+      error: null,
+    };
+    if (cfg.dryRun) g.reported.add(s.inode);
+    else {
+      const err = diag.destroy(s);
+      if (err === ERRNO.ENOENT) return; // closed meanwhile
+      rec.destroyed = err === 0;
+      if (err !== 0) rec.error = err === ERRNO.EPERM || err === ERRNO.EOPNOTSUPP ? destroyRefusal(err) : errnoName(err);
+    }
+    records.push(rec);
+    const state = why === "syncing" ? "node syncing" : "node not answering";
+    const verb = rec.dryRun ? "would destroy" : rec.destroyed ? "destroyed" : `could not destroy (${rec.error})`;
+    const text = `${rec.node} (pid ${pid}): ${verb} ${rec.local} → ${rec.remote}: received ${rec.bytesReceived === null ? "?" : formatBytes(rec.bytesReceived)}, nothing for ${formatMs(rec.idleMs)} (${state})`;
+    if (rec.error) out.warn(text);
+    out.event("destroy", { ...rec }, text);
+  }
+
+  function describe(last: Replication | null): string {
+    if (!last) return "not seen yet";
+    if (last.role !== "slave" || !last.master) return `${last.role}: nothing to guard`;
+    const m = addrText(last.master);
+    if (last.linkUp) return `slave of ${m}, link up (streaming): never touched`;
+    return `slave of ${m}, link down${last.syncInProgress ? ", syncing" : ""}`;
+  }
+
+  const view = (last: Replication | null) =>
+    last ? { role: last.role, master: last.master ? addrText(last.master) : null, link: last.master ? (last.linkUp ? "up" : "down") : null, syncInProgress: last.syncInProgress } : null;
+
+  function report(g: Guarded, what: WatchChange): void {
+    const w = g.watch;
+    const now = armed(w.last, w.responsive);
+    const arming = now ? ` — armed (${now})` : "";
+    if (what === "unresponsive") {
+      const ago = w.lastSeenAt === null ? null : Math.round(performance.now() - w.lastSeenAt);
+      out.event(
+        "node-unresponsive",
+        { node: w.label, pid: w.pid, reason: w.reason, lastSeen: view(w.last), lastSeenAgoMs: ago },
+        `${w.label} does not answer (${w.reason}); last seen: ${describe(w.last)}${ago === null ? "" : ` ${formatMs(ago)} ago`}${arming}`,
+      );
+    } else if (what === "recovered") {
+      const ms = w.unresponsiveSince === null ? 0 : Math.round(performance.now() - w.unresponsiveSince);
+      out.event("node-recovered", { node: w.label, pid: w.pid, unresponsiveMs: ms }, `${w.label} answers again after ${formatMs(ms)}`);
+    } else if (what === "error") {
+      if (w.reason) out.warn(`${w.label}: ${w.reason}`);
+    } else {
+      out.event(
+        "watch",
+        { node: w.label, pid: w.pid, pidVerified: g.proc !== null, ...view(w.last), armed: now },
+        `${w.label}${w.pid === null ? "" : ` (pid ${w.pid}${g.proc ? "" : ", not verified"})`}: ${describe(w.last)}${arming}`,
+      );
+    }
+  }
+
+  out.info(
+    `watching ${nodes.map((g) => g.watch.label).join(", ")} every ${formatMs(cfg.intervalMs)}: a socket of a node to its master that receives nothing for ${formatMs(cfg.readTimeoutMs)} while the node syncs or does not answer ${cfg.dryRun ? "is reported (--dry-run: nothing is destroyed)" : "is destroyed"}`,
+  );
+  try {
+    await Promise.all(nodes.map((g) => g.watch.run()));
+  } finally {
+    if (lookTimer) clearTimeout(lookTimer);
+  }
+  return records;
+}
