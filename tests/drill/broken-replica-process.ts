@@ -6,57 +6,21 @@
  *
  * prints one JSON line {"port":N,"pid":N} once it listens and runs until SIGTERM/SIGINT.
  */
+import { spawnScript } from "../helpers/script.ts";
 import { startBrokenReplica, type BrokenMode } from "./broken-replica.ts";
 
 export interface BrokenReplicaProcess {
   port: number;
   pid: number;
-  /** True once the process has exited. */
-  readonly exited: boolean;
   /** SIGTERM (SIGKILL after 2 s); resolves once it is gone. */
   close(): Promise<void>;
 }
 
 /** Start the double in a child process (bun running this file). */
 export async function spawnBrokenReplica(mode: BrokenMode, requirepass?: string): Promise<BrokenReplicaProcess> {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>) };
-  if (requirepass !== undefined) env.KVR_REQUIREPASS = requirepass;
-  else delete env.KVR_REQUIREPASS;
-  const proc = Bun.spawn([process.execPath, import.meta.path, mode], { stdin: "ignore", stdout: "pipe", stderr: "inherit", env });
-  let exited = false;
-  proc.exited.then(() => (exited = true));
-  const close = async () => {
-    if (exited) return;
-    proc.kill("SIGTERM");
-    const t = setTimeout(() => proc.kill("SIGKILL"), 2000);
-    await proc.exited;
-    clearTimeout(t);
-  };
-  const reader = proc.stdout.getReader();
-  let text = "";
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-  try {
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the broken replica (${mode}) exited before it listened`);
-      text += new TextDecoder().decode(value);
-    }
-  } catch (e) {
-    await close();
-    throw e;
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  const { port } = JSON.parse(text.split("\n")[0]) as { port: number };
-  return {
-    port,
-    pid: proc.pid,
-    get exited() {
-      return exited;
-    },
-    close,
-  };
+  const env = { ...process.env, KVR_REQUIREPASS: requirepass };
+  const p = await spawnScript<{ port: number }>(import.meta.path, [mode], env);
+  return { port: p.hello.port, pid: p.proc.pid, close: p.close };
 }
 
 if (import.meta.main) {
