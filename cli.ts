@@ -152,11 +152,13 @@ cli
   .option("--files <n>", "Generated checkpoint: number of files", { default: "64" })
   .option("--file-size <size>", "Generated checkpoint: size of each file", { default: "2MiB" })
   .option("--rate <MB/s>", "Master A's rate limit in MiB/s as Kvrocks counts MB (default: a full sync takes ~10 s)")
-  .option("--read-timeout <duration>", "The kvr replica's read deadline", { default: "3s" })
+  .option("--read-timeout <duration>", "The kvr replica's read deadline (and kvr guard's, with --guard)", { default: "3s" })
   .option("--repeat <n>", "Run the drill n times; report min/median/p99 SETNODES latency", { default: "1" })
+  .option("--guard", "Run kvr guard on the node under test (with --read-timeout) and report what it destroyed")
   .example("  kvr drill")
   .example("  kvr drill --cut netns --repeat 5 --json")
   .example("  KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1")
+  .example("  kvr drill --replica 127.0.0.1:6666 --guard        # does kvr guard rescue this build? (run on the node's host)")
   .example("\nExit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open), 2 usage, 4 the drill could not run")
   .action(action("drill"));
 

@@ -2,6 +2,7 @@
 import type { Output } from "../ui/output.ts";
 import { formatBytes, formatMs } from "../ui/units.ts";
 import type { DrillConfig } from "./options.ts";
+import type { GuardReport } from "./guard.ts";
 import type { Phase, RunResult } from "./scenario.ts";
 
 export interface LatencyStats {
@@ -53,8 +54,19 @@ export function printRun(out: Output, cfg: DrillConfig, r: RunResult): void {
   if (r.fetchConnections.method !== "unchecked" || r.fetchConnections.open !== null) {
     out.print(`  fetch conns to A: ${r.fetchConnections.open ?? "?"} open (${r.fetchConnections.detail})`);
   }
+  if (r.guard) out.print(`  kvr guard:        ${guardLine(r.guard)}`);
   const v = r.verdict === "PASS" ? c.bold(c.green("PASS")) : c.bold(c.red("FAIL"));
-  out.print(`  verdict:          ${v}${r.reasons.length ? ` — ${r.reasons.join("; ")}` : ""}`);
+  const guarded = r.guard ? ` (with kvr guard: ${r.guard.actions.filter((a) => a.destroyed).length} socket(s) destroyed)` : "";
+  out.print(`  verdict:          ${v}${guarded}${r.reasons.length ? ` — ${r.reasons.join("; ")}` : ""}`);
+}
+
+/** What kvr guard did in a run, in one line. */
+export function guardLine(g: GuardReport): string {
+  const done = g.actions.filter((a) => a.destroyed);
+  if (g.actions.length === 0) return `destroyed nothing (read timeout ${formatMs(g.readTimeoutMs)})`;
+  const each = g.actions.map((a) => `${a.local} → ${a.remote} at +${(a.atMs / 1000).toFixed(2)}s, idle ${formatMs(a.idleMs)}${a.destroyed ? "" : " (failed)"}`);
+  const why = [...new Set(g.actions.map((a) => (a.why === "syncing" ? "node syncing" : "node not answering")))].join(", ");
+  return `destroyed ${done.length} socket(s) of the node to its master (${why}): ${each.join("; ")}`;
 }
 
 /** The human summary of --repeat. */
@@ -89,6 +101,7 @@ export function resultObject(cfg: DrillConfig, runs: RunResult[], verdict: "PASS
       rateMBps: cfg.rateMBps,
       readTimeoutMs: cfg.readTimeoutMs,
       repeat: cfg.repeat,
+      guard: cfg.guard,
     },
     latency: latencyStats(runs),
     longestPingGapMs: runs.length ? Math.max(...runs.map((r) => r.ping.longestGapMs)) : null,

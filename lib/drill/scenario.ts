@@ -15,6 +15,7 @@ import { formatBytes, formatMs } from "../ui/units.ts";
 import { spawnSelf, waitListening, type Child } from "./children.ts";
 import type { Cleanup } from "./cleanup.ts";
 import { DrillError } from "./errors.ts";
+import { guardReport, startGuard, type GuardReport } from "./guard.ts";
 import { createNetns, type Netns } from "./netns.ts";
 import { addrText, command, info, openNode, type NodeAddr } from "./node.ts";
 import type { DrillConfig } from "./options.ts";
@@ -56,6 +57,8 @@ export interface RunResult {
   recovery: { releasedAfterMs: number; answeredAfterMs: number | null } | null;
   infoBefore: Record<string, string> | null;
   infoAfter: Record<string, string> | null;
+  /** --guard: what kvr guard did during the run; null without --guard. */
+  guard: GuardReport | null;
 }
 
 export interface RunContext {
@@ -87,6 +90,7 @@ const num = (v: string | undefined): number | null => (v !== undefined && /^-?\d
 export async function runOnce(ctx: RunContext): Promise<RunResult> {
   const { cfg, cleanup, signal, log } = ctx;
   const t0 = performance.now();
+  const startedAt = Date.now();
   const phases: Phase[] = [];
   const rel = () => Math.round(performance.now() - t0);
   async function phase<T>(name: string, fn: () => Promise<T>, detail: (v: T) => string): Promise<T> {
@@ -177,6 +181,15 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
   rAddr = replica.addr;
   let ctl = early ?? (await open("control"));
 
+  // ---- --guard: kvr guard watching the node under test until the run ends ----
+  const guard = cfg.guard
+    ? await phase(
+        "start-guard",
+        () => startGuard(rAddr, cfg.readTimeoutMs, cfg.auth, cleanup),
+        (g) => `kvr guard (pid ${g.child.pid}) watches ${addrText(rAddr)}: destroys its sockets to its master idle for ${formatMs(g.readTimeoutMs)} while it syncs or hangs`,
+      )
+    : null;
+
   // ---- node ids and topology version 1: a slave of A ----
   const idA = nodeId();
   const idB = nodeId();
@@ -230,6 +243,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
     replica: { kind: replica.kind, host: rAddr.host, port: rAddr.port, nodeId: idR },
     versions: { v1, v2 },
   };
+  const guarded = () => (guard ? guardReport(guard, startedAt) : null);
   if (sync.stuck) {
     const observed = infoBefore ? `${infoBefore.role ?? "?"}, ${infoBefore.kvr_state ?? infoBefore.master_link_status ?? ""}` : "no INFO";
     return {
@@ -245,6 +259,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
       recovery: null,
       infoBefore,
       infoAfter: null,
+      guard: guarded(),
     };
   }
 
@@ -380,6 +395,7 @@ export async function runOnce(ctx: RunContext): Promise<RunResult> {
 
   return {
     ...base,
+    guard: guarded(),
     verdict: reasons.length === 0 ? "PASS" : "FAIL",
     reasons,
     phases,
