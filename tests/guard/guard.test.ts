@@ -180,6 +180,20 @@ describe("kvr guard: when it cannot run", () => {
     }
   }, 20_000);
 
+  test.skipIf(!isRoot || !hasSetpriv)("kvr drill --guard where the guard cannot destroy sockets: the drill could not run, exit 4, naming CAP_NET_ADMIN", async () => {
+    const node = await spawnScriptedNode();
+    try {
+      const drop = ["setpriv", "--inh-caps", "-net_admin", "--bounding-set", "-net_admin"];
+      const r = Bun.spawn([...drop, KVR_BIN, "drill", "--files", "4", "--file-size", "64KiB", "--replica", `127.0.0.1:${node.port}`, "--guard"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+      const [stderr, code] = await Promise.all([new Response(r.stderr).text(), r.exited]);
+      expect(code).toBe(4);
+      expect(stderr).toContain("the drill could not run: kvr guard exited (code 4)");
+      expect(stderr).toContain("CAP_NET_ADMIN");
+    } finally {
+      await node.close();
+    }
+  }, 20_000);
+
   test("usage errors exit 2 naming the flag, before anything starts", async () => {
     const cases: Array<[string[], string]> = [
       [[], "--node"],

@@ -6,14 +6,16 @@
  * same master, not other clients' connections. The parts run concurrently.
  */
 import { describe, expect, test } from "bun:test";
+import { pidAlive } from "../../lib/drill/sys.ts";
 import { connect } from "../../lib/net/index.ts";
 import { call, replyText } from "../../lib/resp/index.ts";
-import { spawnKvr, tempDir } from "../helpers/kvr.ts";
+import { runKvr, spawnKvr, tempDir } from "../helpers/kvr.ts";
 import { spawnBrokenReplica, type BrokenReplicaProcess } from "../drill/broken-replica-process.ts";
 import { admin, info, startMaster, startReplica, until, type Master, type Replica } from "../replica/helpers.ts";
 
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 if (!isRoot) console.warn("SKIPPING the live kvr guard tests: not root (they need CAP_NET_ADMIN)");
+const hasIp = Bun.spawnSync(["sh", "-c", "command -v ip"]).exitCode === 0;
 
 const SOAK_MS = 30_000;
 const RT = 1000;
@@ -118,5 +120,41 @@ describe.skipIf(!isRoot)("kvr guard among real processes", () => {
     },
     SOAK_MS + 40_000,
   );
-});
 
+  test.concurrent.each(hasIp ? (["stall", "netns"] as const) : (["stall"] as const))(
+    "--cut %s: the pre-fix double (its own process) FAILs kvr drill without a guard and PASSes with --guard, SETNODES within read-timeout + 1 s",
+    async (cut) => {
+      const nodes = [await spawnBrokenReplica("hang"), await spawnBrokenReplica("hang")];
+      try {
+        const drill = (node: BrokenReplicaProcess, extra: string[]) =>
+          runKvr(["drill", "--files", "8", "--file-size", "1MiB", "--cut-at", "10%", "--cut", cut, "--replica", `127.0.0.1:${node.port}`, "--budget", "3s", "--give-up", "4s", ...extra, "--json"], { timeoutMs: 40_000 });
+        const [without, withGuard] = await Promise.all([drill(nodes[0], []), drill(nodes[1], ["--guard", "--read-timeout", "2s"])]);
+        expect(without.code).toBe(1);
+        const a = JSON.parse(without.stdout).runs[0];
+        expect(a.setnodes.hung).toBe(true);
+        expect(a.guard).toBeNull();
+        expect(withGuard.code).toBe(0);
+        const res = JSON.parse(withGuard.stdout);
+        expect(res.config.guard).toBe(true);
+        const run = res.runs[0];
+        expect(run.verdict).toBe("PASS");
+        expect(run.setnodes.reply).toBe("OK");
+        expect(run.setnodes.ms).toBeLessThanOrEqual(3000);
+        expect(run.phases.map((p: { name: string }) => p.name)).toContain("start-guard");
+        // The guard's actions in the verdict: the node's fetch socket to A, destroyed once idle for the read timeout.
+        expect(run.guard.readTimeoutMs).toBe(2000);
+        expect(run.guard.actions.length).toBeGreaterThanOrEqual(1);
+        for (const x of run.guard.actions) {
+          expect(x).toMatchObject({ remote: `${run.masterA.host}:${run.masterA.port}`, why: "syncing", destroyed: true });
+          expect(x.idleMs).toBeGreaterThanOrEqual(2000);
+        }
+        expect(run.fetchConnections.open).toBe(0);
+        // The guard child is gone with the drill.
+        expect(pidAlive(run.guard.pid)).toBe(false);
+      } finally {
+        await Promise.all(nodes.map((n) => n.close()));
+      }
+    },
+    40_000,
+  );
+});
