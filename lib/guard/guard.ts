@@ -60,6 +60,8 @@ interface Guarded {
   foreign: Set<number>;
   /** --dry-run: sockets already reported. */
   reported: Set<number>;
+  /** Why /proc/<pid>/fd could not be read (said once). */
+  fdNote: string | null;
 }
 
 const hostPort = (h: string, p: number) => addrText({ host: h, port: p });
@@ -70,6 +72,15 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
   const nodes: Guarded[] = [];
   let lookTimer: ReturnType<typeof setTimeout> | null = null;
   let lookAt = Infinity;
+  /** Sockets of armed nodes to their masters, with when each would cross the read timeout. */
+  const watching = new Map<number, { sock: TcpSocket; g: Guarded; dueAt: number }>();
+  /** When the whole table is next listed (performance.now(); 0 = at the next look). */
+  let nextFull = 0;
+  /** Look at the whole table now (a node was armed, its master or process changed). */
+  const wake = () => {
+    nextFull = 0;
+    schedule(0);
+  };
 
   const schedule = (delayMs: number) => {
     if (signal.aborted) return;
@@ -86,12 +97,12 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
     if (what === "state") resolveMaster(g);
     // A new connection's process_id comes just before its first INFO replication, which reports both.
     if (what !== "pid" || w.last !== null) report(g, what);
-    if (armed(w.last, w.responsive)) schedule(0);
+    if (armed(w.last, w.responsive)) wake();
   };
 
   for (const addr of cfg.nodes) {
-    const watch = new NodeWatch(addr, { intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs, auth: cfg.auth, signal, onChange });
-    nodes.push({ watch, proc: null, procNote: null, master: null, foreign: new Set(), reported: new Set() });
+    const watch = new NodeWatch(addr, { timeoutMs: cfg.timeoutMs, auth: cfg.auth, signal, onChange });
+    nodes.push({ watch, proc: null, procNote: null, master: null, foreign: new Set(), reported: new Set(), fdNote: null });
   }
 
   /** Is the process that node says it is really the one listening on its port, here? */
@@ -133,77 +144,109 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
       (addrs) => {
         if (g.master?.key !== key) return;
         g.master = { key, ips: addrs.map((a) => canonicalIp(a.address)).filter((x): x is string => x !== null) };
-        if (armed(g.watch.last, g.watch.responsive)) schedule(0);
+        if (armed(g.watch.last, g.watch.responsive)) wake();
       },
       (e) => out.warn(`${g.watch.label}: cannot resolve its master ${m.host}: ${(e as Error).message}; its sockets are not looked at`),
     );
   }
 
-  /** One look at the socket table for every armed node; schedules the next. */
+  /** The nodes whose sockets are looked at now. */
+  const targets = () => nodes.filter((g) => g.proc && g.master && g.master.ips.length > 0 && armed(g.watch.last, g.watch.responsive));
+
+  /**
+   * One look: the whole table (one dump) once per read timeout or when a node was armed;
+   * in between, only the sockets due to cross, each looked up by its id. Schedules the next.
+   */
   function look(): void {
     lookTimer = null;
     lookAt = Infinity;
     if (signal.aborted) return;
-    const targets = nodes.filter((g) => g.proc && g.master && g.master.ips.length > 0 && armed(g.watch.last, g.watch.responsive));
-    if (targets.length === 0) return;
+    const now = performance.now();
+    const armedNow = targets();
+    if (armedNow.length === 0) {
+      watching.clear();
+      return;
+    }
+    const owned = new Map<Guarded, Set<number> | null>();
+    if (now >= nextFull - 1) fullLook(armedNow, now, owned);
+    else {
+      const live = new Set(armedNow);
+      for (const [inode, w] of watching) {
+        if (!live.has(w.g)) watching.delete(inode);
+        else if (w.dueAt <= now + 1) {
+          watching.delete(inode);
+          let fresh: TcpSocket | null;
+          try {
+            fresh = diag.get(w.sock);
+          } catch (e) {
+            out.warn(`cannot look up a socket: ${(e as Error).message}`);
+            nextFull = now;
+            break;
+          }
+          if (fresh) consider(w.g, fresh, now, owned);
+        }
+      }
+    }
+    let at = nextFull;
+    for (const w of watching.values()) at = Math.min(at, w.dueAt);
+    schedule(Math.max(MIN_LOOK_MS, at - performance.now()));
+  }
+
+  function fullLook(armedNow: Guarded[], now: number, owned: Map<Guarded, Set<number> | null>): void {
+    nextFull = now + cfg.readTimeoutMs;
     const remotes = new Map<string, { host: string; port: number }>();
-    for (const g of targets) for (const ip of g.master!.ips) remotes.set(`${ip} ${g.watch.last!.master!.port}`, { host: ip, port: g.watch.last!.master!.port });
+    for (const g of armedNow) for (const ip of g.master!.ips) remotes.set(`${ip} ${g.watch.last!.master!.port}`, { host: ip, port: g.watch.last!.master!.port });
     let socks: TcpSocket[];
     try {
       socks = diag.tcp({ remotes: [...remotes.values()] });
     } catch (e) {
       out.warn(`cannot list sockets: ${(e as Error).message}`);
-      schedule(cfg.intervalMs);
+      nextFull = now + cfg.intervalMs;
       return;
     }
-    let next = cfg.readTimeoutMs;
-    for (const g of targets) next = Math.min(next, sweep(g, socks));
-    schedule(Math.max(MIN_LOOK_MS, next));
+    watching.clear();
+    for (const g of armedNow) {
+      const port = g.watch.last!.master!.port;
+      const mine = socks.filter((s) => s.remote.port === port && g.master!.ips.includes(s.remote.host));
+      const seen = new Set(mine.map((s) => s.inode));
+      for (const i of g.foreign) if (!seen.has(i)) g.foreign.delete(i);
+      for (const i of g.reported) if (!seen.has(i)) g.reported.delete(i);
+      for (const s of mine) if (!g.foreign.has(s.inode)) consider(g, s, now, owned);
+    }
   }
 
-  /** Destroy the node's idle sockets among `socks`; returns when the next one could cross. */
-  function sweep(g: Guarded, socks: TcpSocket[]): number {
-    const why = armed(g.watch.last, g.watch.responsive)!;
+  /** A socket of an armed node to its master, as seen at `now`: destroy it, or note when it could cross. */
+  function consider(g: Guarded, s: TcpSocket, now: number, owned: Map<Guarded, Set<number> | null>): void {
+    const idle = s.lastRecvMs ?? 0;
+    if (idle < cfg.readTimeoutMs) {
+      watching.set(s.inode, { sock: s, g, dueAt: now + cfg.readTimeoutMs - idle });
+      return;
+    }
+    // Bytes waiting to be read: the process is behind, not blocked on a silent master.
+    if (s.recvQ > 0) {
+      watching.set(s.inode, { sock: s, g, dueAt: now + cfg.intervalMs });
+      return;
+    }
     const proc = g.proc!;
+    let mine = owned.get(g);
+    if (mine === undefined) {
+      const r = socketInodes(proc.pid);
+      if (!r.ok && r.reason !== g.fdNote) out.warn(`${g.watch.label}: ${r.reason}; its sockets are not touched`);
+      g.fdNote = r.ok ? null : r.reason;
+      mine = r.ok ? r.inodes : null;
+      owned.set(g, mine);
+    }
+    if (mine === null) return;
+    if (!mine.has(s.inode)) {
+      g.foreign.add(s.inode);
+      return;
+    }
     if (startTime(proc.pid) !== proc.start) {
       g.proc = null;
       out.warn(`${g.watch.label}: process ${proc.pid} is gone; waiting for the node to report its new process`);
-      return cfg.readTimeoutMs;
+      return;
     }
-    const port = g.watch.last!.master!.port;
-    const mine = socks.filter((s) => s.remote.port === port && g.master!.ips.includes(s.remote.host));
-    const seen = new Set(mine.map((s) => s.inode));
-    for (const i of g.foreign) if (!seen.has(i)) g.foreign.delete(i);
-    for (const i of g.reported) if (!seen.has(i)) g.reported.delete(i);
-    let next = cfg.readTimeoutMs;
-    let owned: Set<number> | null = null;
-    for (const s of mine) {
-      if (g.foreign.has(s.inode)) continue;
-      const idle = s.lastRecvMs ?? 0;
-      if (idle < cfg.readTimeoutMs) {
-        next = Math.min(next, cfg.readTimeoutMs - idle);
-        continue;
-      }
-      // Bytes waiting to be read: the process is behind, not blocked on a silent master.
-      if (s.recvQ > 0) {
-        next = Math.min(next, cfg.intervalMs);
-        continue;
-      }
-      if (owned === null) {
-        const r = socketInodes(proc.pid);
-        if (!r.ok) {
-          out.warn(`${g.watch.label}: ${r.reason}`);
-          return cfg.readTimeoutMs;
-        }
-        owned = r.inodes;
-      }
-      if (!owned.has(s.inode)) {
-        g.foreign.add(s.inode);
-        continue;
-      }
-      act(g, s, why, proc.pid);
-    }
-    return next;
+    act(g, s, armed(g.watch.last, g.watch.responsive)!, proc.pid);
   }
 
   function act(g: Guarded, s: TcpSocket, why: "syncing" | "unresponsive", pid: number): void {
@@ -274,10 +317,14 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
   out.info(
     `watching ${nodes.map((g) => g.watch.label).join(", ")} every ${formatMs(cfg.intervalMs)}: a socket of a node to its master that receives nothing for ${formatMs(cfg.readTimeoutMs)} while the node syncs or does not answer ${cfg.dryRun ? "is reported (--dry-run: nothing is destroyed)" : "is destroyed"}`,
   );
-  try {
-    await Promise.all(nodes.map((g) => g.watch.run()));
-  } finally {
-    if (lookTimer) clearTimeout(lookTimer);
-  }
+  const tick = () => {
+    for (const g of nodes) g.watch.tick();
+  };
+  const clock = setInterval(tick, cfg.intervalMs);
+  tick();
+  await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+  clearInterval(clock);
+  if (lookTimer) clearTimeout(lookTimer);
+  for (const g of nodes) g.watch.close();
   return records;
 }

@@ -1,14 +1,17 @@
 /**
- * Watching one node: `INFO server` (process_id) on every new connection, then `INFO
- * replication` every interval, each under a reply deadline. A node that misses the deadline is
- * unresponsive from then on, but its request stays pending on the same connection (a node
- * frozen behind a hung SETNODES gets no pile of new connections) until it answers — recovered —
- * or until HUNG_RECONNECT_MS, when the connection is replaced. What the node last said (master,
- * link, sync, pid) is remembered through all of it: that is when it matters.
+ * Watching nodes: `INFO server` (process_id) on every new connection, then `INFO replication`
+ * at every tick of one shared clock (--interval), each request under a reply deadline. A node
+ * that misses the deadline is unresponsive from then on, but its request stays pending on the
+ * same connection (a node frozen behind a hung SETNODES gets no pile of new connections) until
+ * it answers — recovered — or until HUNG_RECONNECT_MS, when the connection is replaced. What
+ * the node last said (master, link, sync, pid) is remembered through all of it: that is when it
+ * matters.
+ *
+ * All nodes are asked at the same tick, so their replies arrive together: one wake-up of the
+ * process per tick rather than one per node (the guard's CPU is mostly this).
  */
 import { connect, type Conn } from "../net/index.ts";
 import { replyText, type RespValue } from "../resp/index.ts";
-import { sleep } from "../ui/time.ts";
 import { formatMs } from "../ui/units.ts";
 import { addrText, command, parseInfo, type NodeAddr } from "../drill/node.ts";
 
@@ -29,7 +32,6 @@ export const HUNG_RECONNECT_MS = 30_000;
 export type WatchChange = "state" | "pid" | "unresponsive" | "recovered" | "error";
 
 export interface WatchOptions {
-  intervalMs: number;
   timeoutMs: number;
   auth?: string;
   signal: AbortSignal;
@@ -60,6 +62,8 @@ export class NodeWatch {
   /** Why it is unresponsive, or the error it answered. */
   reason: string | null = null;
   private conn: Conn | null = null;
+  /** The request in flight: what, and since when; null when idle. */
+  private pending: { what: string; since: number } | null = null;
 
   constructor(
     readonly addr: NodeAddr,
@@ -68,24 +72,38 @@ export class NodeWatch {
     this.label = addrText(addr);
   }
 
-  /** Poll until the signal aborts. */
-  async run(): Promise<void> {
-    const { signal } = this.opts;
-    while (!signal.aborted) {
-      const t = performance.now();
-      try {
-        if (!this.conn) await this.open();
-        const text = await this.ask(["INFO", "replication"]);
-        if (text !== null) this.seen(parseReplication(text));
-      } catch (e) {
-        if (signal.aborted) break;
+  /** One tick of the clock: ask (or open a connection first), or check the deadline of what is in flight. */
+  tick(): void {
+    if (this.opts.signal.aborted) return;
+    const p = this.pending;
+    if (p) {
+      const waited = performance.now() - p.since;
+      if (waited >= HUNG_RECONNECT_MS) this.conn?.destroy();
+      else if (waited >= this.opts.timeoutMs) this.unresponsive(`no reply to ${p.what} within ${formatMs(this.opts.timeoutMs)}`);
+      return;
+    }
+    this.pending = { what: this.conn ? "INFO replication" : "connect", since: performance.now() };
+    this.poll().then(
+      () => (this.pending = null),
+      (e) => {
+        this.pending = null;
         this.conn?.destroy();
         this.conn = null;
-        this.unresponsive((e as Error).message);
-      }
-      await sleep(Math.max(0, this.opts.intervalMs - (performance.now() - t)), signal);
-    }
+        if (!this.opts.signal.aborted) this.unresponsive((e as Error).message);
+      },
+    );
+  }
+
+  /** Close the connection (the guard stops). */
+  close(): void {
     this.conn?.destroy();
+    this.conn = null;
+  }
+
+  private async poll(): Promise<void> {
+    if (!this.conn) await this.open();
+    const text = await this.ask(["INFO", "replication"]);
+    if (text !== null) this.seen(parseReplication(text));
   }
 
   private async open(): Promise<void> {
@@ -101,22 +119,12 @@ export class NodeWatch {
     }
   }
 
-  /**
-   * One command: its reply as text, or null when the node answered with an error (recorded as
-   * `reason`). Marks the node unresponsive at the reply deadline and keeps waiting.
-   */
+  /** One command: its reply as text, or null when the node answered an error (recorded as `reason`). */
   private async ask(args: string[]): Promise<string | null> {
-    const conn = this.conn!;
     const what = args[0] === "AUTH" ? "AUTH" : args.join(" ");
-    const deadline = setTimeout(() => this.unresponsive(`no reply to ${what} within ${formatMs(this.opts.timeoutMs)}`), this.opts.timeoutMs);
-    const giveUp = setTimeout(() => conn.destroy(), HUNG_RECONNECT_MS);
-    let reply: RespValue;
-    try {
-      reply = await command(conn, args, 0);
-    } finally {
-      clearTimeout(deadline);
-      clearTimeout(giveUp);
-    }
+    // The deadline runs from the tick that started the poll (connect, AUTH and INFO server included).
+    if (this.pending) this.pending.what = what;
+    const reply: RespValue = await command(this.conn!, args, 0);
     this.answered();
     if (Buffer.isBuffer(reply)) {
       if (this.reason !== null) {

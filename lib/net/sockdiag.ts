@@ -48,6 +48,8 @@ export interface TcpQuery {
 export interface SockDiag {
   /** IPv4 and IPv6 TCP sockets matching the query, in this network namespace. */
   tcp(q?: TcpQuery): TcpSocket[];
+  /** The socket as it is now (a lookup by its id: no walk of the table); null once it is gone. */
+  get(s: TcpSocket): TcpSocket | null;
   /** Destroy one socket: 0 when done, else the kernel's errno (EPERM, EOPNOTSUPP, ENOENT, ...). */
   destroy(s: TcpSocket): number;
   close(): void;
@@ -216,18 +218,15 @@ export function openSockDiag(): SockDiag {
       }
       return out;
     },
+    get(sock: TcpSocket): TcpSocket | null {
+      let found: TcpSocket | null = null;
+      const err = receive(send(exact(sock, SOCK_DIAG_BY_FAMILY)), (off, end) => (found = parseMsg(rbuf, rview, off, end)));
+      if (err === ERRNO.ENOENT) return null;
+      if (err !== 0) throw new SockDiagError(`sock_diag lookup failed: ${errnoName(err)}`, err);
+      return found;
+    },
     destroy(sock: TcpSocket): number {
-      const msg = new Uint8Array(REQ_LEN);
-      const v = new DataView(msg.buffer);
-      v.setUint32(0, msg.length, true);
-      v.setUint16(4, SOCK_DESTROY, true);
-      v.setUint16(6, NLM_F_REQUEST | NLM_F_ACK, true);
-      msg[16] = sock.family === 4 ? AF_INET : AF_INET6;
-      msg[17] = IPPROTO_TCP;
-      v.setUint32(20, 0xffffffff, true);
-      // The id as listed, cookie included: the kernel destroys that socket or none.
-      msg.set(sock.id, 24);
-      return receive(send(msg), () => {});
+      return receive(send(exact(sock, SOCK_DESTROY)), () => {});
     },
     close() {
       if (closed) return;
@@ -235,6 +234,24 @@ export function openSockDiag(): SockDiag {
       c.close(fd);
     },
   };
+}
+
+/**
+ * A request naming one socket by its id as listed, cookie included (the kernel answers for that
+ * socket or none), acknowledged.
+ */
+function exact(sock: TcpSocket, type: number): Uint8Array {
+  const msg = new Uint8Array(REQ_LEN);
+  const v = new DataView(msg.buffer);
+  v.setUint32(0, msg.length, true);
+  v.setUint16(4, type, true);
+  v.setUint16(6, NLM_F_REQUEST | NLM_F_ACK, true);
+  msg[16] = sock.family === 4 ? AF_INET : AF_INET6;
+  msg[17] = IPPROTO_TCP;
+  msg[18] = 1 << (INET_DIAG_INFO - 1);
+  v.setUint32(20, 0xffffffff, true);
+  msg.set(sock.id, 24);
+  return msg;
 }
 
 function parseMsg(buf: Uint8Array, v: DataView, off: number, end: number): TcpSocket {
