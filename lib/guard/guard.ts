@@ -6,10 +6,11 @@
  *
  * A socket is the node's when its inode is among /proc/<pid>/fd of the process_id the node
  * reported, that process holding the node's listening socket (checked once per process, with its
- * start time so a reused pid is never taken for it). Sockets are looked at only for armed nodes,
- * in one sock_diag dump per look, and the next look is timed for the moment the idlest socket
- * would cross the read timeout (at most one read timeout later), so the destroy comes within
- * milliseconds of the crossing without polling the socket table every interval.
+ * start time so a reused pid is never taken for it). Sockets are looked at only for armed nodes:
+ * the whole table (one sock_diag dump, filtered in the kernel to the masters' addresses) when a
+ * node is armed and then once per read timeout — a socket opened since cannot cross sooner —
+ * and in between each known socket is looked up by its id at the moment it would cross, so the
+ * destroy comes within milliseconds of the crossing without walking the table every interval.
  */
 import { lookup } from "node:dns/promises";
 import type { Output } from "../ui/output.ts";
