@@ -8,6 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
 import { replyText } from "../../lib/resp/index.ts";
 import { KVR_BIN, runKvr, spawnKvr, type KvrEvent, type KvrProcess } from "../helpers/kvr.ts";
+import { spawnBrokenReplica } from "../drill/broken-replica-process.ts";
 import { spawnScriptedNode, type ScriptedNode } from "./scripted-node.ts";
 
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
@@ -52,7 +53,7 @@ const destroys = (g: KvrProcess) => g.events.filter((e) => e.event === "destroy"
 const of = (g: KvrProcess, event: string, n: ScriptedNode) => g.events.filter((e) => e.event === event && e.node === label(n));
 
 describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () => {
-  test("only the node's own idle socket to its master, while syncing or not answering; never a streaming node's, another process's, another address's, a busy or unread one; --dry-run destroys nothing", async () => {
+  test("only the node's own idle socket to its master (by address or by name), while syncing or not answering; never a streaming node's, another process's, another address's, a busy or unread one, nor anything of a node never seen; --dry-run destroys nothing", async () => {
     const cleanup: Array<() => unknown> = [];
     try {
       const m = await startMaster();
@@ -83,20 +84,28 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
       // N5 a master with a socket to the same address.
       const n5 = await scripted({ role: "master" }, cleanup);
       const n5Sock = await open(n5, m.port);
+      // N7 syncing from its master by name (master_host:localhost): destroyed like N1's.
+      const n7 = await scripted({ ...slaveOf(m.port, "down", 1), master_host: "localhost" }, cleanup);
+      const n7Sock = await open(n7, m.port);
+      // N8 nothing listens there: unresponsive from the start, never seen, nothing known to act on.
+      const closed = await listen("127.0.0.1", 0, () => {});
+      const n8 = `127.0.0.1:${closed.port}`;
+      await closed.close(0);
       // N6 syncing, watched by a --dry-run guard only.
       const n6 = await scripted(slaveOf(m.port, "down", 1), cleanup);
       const n6Sock = await open(n6, m.port);
 
-      const guard = spawnKvr(["guard", ...[n1, n2, n3, n4, n5].flatMap((n) => ["--node", label(n)]), ...FAST]);
+      const guard = spawnKvr(["guard", ...[n1, n2, n3, n4, n5, n7].flatMap((n) => ["--node", label(n)]), "--node", n8, ...FAST]);
       cleanup.push(() => guard.stop("SIGKILL"));
       const dry = spawnKvr(["guard", "--node", label(n6), ...FAST, "--dry-run"]);
       cleanup.push(() => dry.stop("SIGKILL"));
 
       await guard.waitEvent((e) => e.event === "destroy" && e.node === label(n1), 5000);
+      await guard.waitEvent((e) => e.event === "destroy" && e.node === label(n7), 5000);
       await dry.waitEvent((e) => e.event === "destroy", 5000);
       // Everything else has been idle for more than the read timeout, with the nodes answering.
       await Bun.sleep(3 * RT);
-      expect(destroys(guard)).toHaveLength(1);
+      expect(destroys(guard)).toHaveLength(2);
       const frozeAt = Date.now();
       for (const n of [n2, n3]) expect(replyText(await n.cmd("SCRIPT", "FREEZE", "1500"))).toBe("OK");
       await guard.waitEvent((e) => e.event === "destroy" && e.node === label(n3), 3000);
@@ -106,14 +115,16 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
       expect(await guard.stop("SIGTERM")).toBe(0);
       expect(await dry.stop("SIGTERM")).toBe(0);
 
-      // Exactly two destroyed: N1's idle socket (syncing) and N3's (frozen).
-      const d = destroys(guard) as Array<KvrEvent & Record<string, unknown>>;
-      expect(d).toHaveLength(2);
+      // Exactly three destroyed: N1's and N7's idle sockets (syncing) and N3's (frozen).
+      const all = destroys(guard) as Array<KvrEvent & Record<string, unknown>>;
+      expect(all).toHaveLength(3);
+      const d = all.filter((e) => e.node !== label(n7));
+      expect(all.find((e) => e.node === label(n7))).toMatchObject({ pid: n7.pid, local: `127.0.0.1:${n7Sock}`, remote: `127.0.0.1:${m.port}`, why: "syncing", destroyed: true });
       expect(d[0]).toMatchObject({ node: label(n1), pid: n1.pid, local: `127.0.0.1:${n1Idle}`, remote: `127.0.0.1:${m.port}`, why: "syncing", dryRun: false, destroyed: true, error: null, bytesReceived: 0 });
       expect(d[0].idleMs as number).toBeGreaterThanOrEqual(RT);
       expect(d[1]).toMatchObject({ node: label(n3), pid: n3.pid, local: `127.0.0.1:${n3Sock}`, remote: `127.0.0.1:${m.port}`, why: "unresponsive", destroyed: true });
       expect(Date.parse(String(d[1].ts))).toBeGreaterThanOrEqual(frozeAt);
-      expect(guard.events.find((e) => e.event === "summary")).toMatchObject({ destroyed: 2, wouldDestroy: 0, failed: 0 });
+      expect(guard.events.find((e) => e.event === "summary")).toMatchObject({ destroyed: 3, wouldDestroy: 0, failed: 0 });
 
       // The kernel agrees: destroyed ones are closed in their process, every other one is open.
       const c1 = await n1.conns();
@@ -137,6 +148,11 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
       expect(of(guard, "watch", n4).at(-1)).toMatchObject({ pid: process.pid, pidVerified: false });
       expect(guard.stderr()).toContain(`process ${process.pid} does not hold a socket listening on port ${n4.port}`);
       expect(of(guard, "watch", n5).at(-1)).toMatchObject({ role: "master", armed: null });
+      expect((await n7.conns()).get(n7Sock)?.open).toBe(false);
+      const never = guard.events.filter((e) => e.node === n8);
+      expect(never.map((e) => e.event)).toEqual(["node-unresponsive"]);
+      expect(never[0]).toMatchObject({ pid: null, lastSeen: null });
+      expect(String(never[0].reason)).toContain("refused");
 
       // --dry-run: reported once, destroyed nothing.
       const dd = destroys(dry);
@@ -148,6 +164,29 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
       for (const c of cleanup.reverse()) await c();
     }
   }, 30_000);
+});
+
+describe.skipIf(!isRoot)("kvr guard: a node behind a password", () => {
+  test("KVR_AUTH logs in (process_id verified); a wrong --auth is reported and nothing is armed; the password is never printed", async () => {
+    const node = await spawnBrokenReplica("good", "s3cret");
+    try {
+      const [good, bad] = [spawnKvr(["guard", "--node", `127.0.0.1:${node.port}`, ...FAST], { KVR_AUTH: "s3cret" }), spawnKvr(["guard", "--node", `127.0.0.1:${node.port}`, ...FAST, "--auth", "wrong"])];
+      try {
+        expect(await good.waitEvent((e) => e.event === "watch", 5000)).toMatchObject({ pid: node.pid, pidVerified: true, role: "master" });
+        await Bun.sleep(5 * 50);
+        expect(bad.events.filter((e) => e.event === "watch")).toEqual([]);
+        expect(bad.stderr()).toContain("answered AUTH with -ERR Invalid password");
+        expect(bad.stderr()).toContain("answered INFO replication with -NOAUTH Authentication required.");
+      } finally {
+        expect(await good.stop("SIGTERM")).toBe(0);
+        expect(await bad.stop("SIGTERM")).toBe(0);
+      }
+      for (const g of [good, bad]) expect(JSON.stringify(g.events) + g.stderr()).not.toContain("s3cret");
+      expect(bad.stderr()).not.toContain("wrong");
+    } finally {
+      await node.close();
+    }
+  }, 20_000);
 });
 
 describe("kvr guard: when it cannot run", () => {
