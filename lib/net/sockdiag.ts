@@ -7,7 +7,8 @@
  * Every call is synchronous: a netlink dump is answered by the kernel while we read it, never
  * by the network, and the socket has a 2 s receive deadline in case the kernel does not answer.
  */
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { FFIType, ptr, read } from "bun:ffi";
+import { openLibc } from "./libc.ts";
 
 /** TCP states as the kernel numbers them. */
 export const TCP_STATE = { ESTABLISHED: 1, LISTEN: 10 } as const;
@@ -90,27 +91,16 @@ const MSG_LEN = 72;
 const TI_LAST_DATA_RECV = 52;
 const TI_BYTES_RECEIVED = 128;
 
-type Libc = ReturnType<typeof loadLibc>;
-let libc: Libc | null = null;
-
-function loadLibc() {
-  const symbols = {
+let libc: ReturnType<typeof load> | null = null;
+function load() {
+  return openLibc({
     socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64 },
     recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
-  } as const;
-  let last: unknown;
-  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
-    try {
-      return dlopen(name, symbols).symbols;
-    } catch (e) {
-      last = e;
-    }
-  }
-  throw new Error(`cannot load the C library for netlink (${(last as Error)?.message ?? last})`);
+  });
 }
 
 /** The error of a sock_diag channel that could not be opened or used. */
@@ -128,7 +118,7 @@ export class SockDiagError extends Error {
 export function openSockDiag(): SockDiag {
   if (process.platform !== "linux") throw new SockDiagError("sock_diag netlink needs Linux", 0);
   try {
-    libc ??= loadLibc();
+    libc ??= load();
   } catch (e) {
     throw new SockDiagError((e as Error).message, 0);
   }
