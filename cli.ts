@@ -171,6 +171,7 @@ cli
   .option("--timeout <duration>", "Connect and reply deadline of each INFO: a node that misses it does not answer", { default: "1s" })
   .option("--auth <pw>", "Password of the nodes (or env KVR_AUTH)")
   .option("--dry-run", "Report what would be destroyed; destroy nothing")
+  .option("--only-unresponsive", "Act only once a node stops answering, not merely because it syncs (for masters that pause: max-replication-mb)")
   .example("  sudo kvr guard --node 127.0.0.1:6666")
   .example("  KVR_AUTH=secret kvr guard --node 10.0.0.5:6666 --node 10.0.0.5:6667 --json")
   .example("  kvr guard --node 127.0.0.1:6666 --dry-run          # what it would destroy, without privileges")
@@ -178,9 +179,11 @@ cli
   .example(
     "\nWhat it destroys: established TCP sockets held by the node's own process (process_id in INFO server,\n" +
       "  checked against the process listening on the node's port) whose remote end is the node's master, that\n" +
-      "  received nothing for --read-timeout, while the node was last seen syncing (master_sync_in_progress:1)\n" +
-      "  or does not answer INFO. Never a socket of a node last seen streaming (master_link_status:up), of another\n" +
-      "  process, or to another address. The node's blocked read fails at once and it retries its sync.\n" +
+      "  received nothing for --read-timeout, while the node was last seen syncing (master_sync_in_progress:1;\n" +
+      "  not with --only-unresponsive) or does not answer INFO. Never a socket of a node last seen streaming\n" +
+      "  (master_link_status:up), of another process, or to another address. The node's blocked read fails at\n" +
+      "  once and it retries its sync. A master that pauses longer than --read-timeout mid sync (Kvrocks'\n" +
+      "  max-replication-mb sleeps after each file) has its syncs cut: use --only-unresponsive there.\n" +
       "Needs: Linux, CAP_NET_ADMIN (root, or AmbientCapabilities=CAP_NET_ADMIN), a kernel with\n" +
       "  CONFIG_INET_DIAG_DESTROY, and the node's user or CAP_SYS_PTRACE to read /proc/<pid>/fd. A self-test at\n" +
       "  start destroys a socket of its own: when that is refused, exit 4 and nothing is watched.\n" +

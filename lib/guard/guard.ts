@@ -25,11 +25,14 @@ import { destroyRefusal } from "./selftest.ts";
 /** Why a node's sockets may be destroyed now; null = they may not. */
 export type Armed = "syncing" | "unresponsive" | null;
 
-/** The rule, on what the node last said and whether it answers now. */
-export function armed(last: Replication | null, responsive: boolean): Armed {
+/**
+ * The rule, on what the node last said and whether it answers now. `onlyUnresponsive`: a
+ * syncing node that still answers is left alone (no stop is waiting on its fetch).
+ */
+export function armed(last: Replication | null, responsive: boolean, onlyUnresponsive = false): Armed {
   if (!last || last.role !== "slave" || !last.master || last.linkUp) return null;
-  if (last.syncInProgress) return "syncing";
-  return responsive ? null : "unresponsive";
+  if (!responsive) return "unresponsive";
+  return last.syncInProgress && !onlyUnresponsive ? "syncing" : null;
 }
 
 /** Shortest wait between two looks at the socket table. */
@@ -71,6 +74,7 @@ const hostPort = (h: string, p: number) => addrText({ host: h, port: p });
 export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, signal: AbortSignal): Promise<DestroyRecord[]> {
   const records: DestroyRecord[] = [];
   const nodes: Guarded[] = [];
+  const isArmed = (w: NodeWatch) => armed(w.last, w.responsive, cfg.onlyUnresponsive);
   let lookTimer: ReturnType<typeof setTimeout> | null = null;
   let lookAt = Infinity;
   /** Sockets of armed nodes to their masters, with when each would cross the read timeout. */
@@ -98,7 +102,7 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
     if (what === "state") resolveMaster(g);
     // A new connection's process_id comes just before its first INFO replication, which reports both.
     if (what !== "pid" || w.last !== null) report(g, what);
-    if (armed(w.last, w.responsive)) wake();
+    if (isArmed(w)) wake();
   };
 
   for (const addr of cfg.nodes) {
@@ -145,14 +149,14 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
       (addrs) => {
         if (g.master?.key !== key) return;
         g.master = { key, ips: addrs.map((a) => canonicalIp(a.address)).filter((x): x is string => x !== null) };
-        if (armed(g.watch.last, g.watch.responsive)) wake();
+        if (isArmed(g.watch)) wake();
       },
       (e) => out.warn(`${g.watch.label}: cannot resolve its master ${m.host}: ${(e as Error).message}; its sockets are not looked at`),
     );
   }
 
   /** The nodes whose sockets are looked at now. */
-  const targets = () => nodes.filter((g) => g.proc && g.master && g.master.ips.length > 0 && armed(g.watch.last, g.watch.responsive));
+  const targets = () => nodes.filter((g) => g.proc && g.master && g.master.ips.length > 0 && isArmed(g.watch));
 
   /**
    * One look: the whole table (one dump) once per read timeout or when a node was armed;
@@ -247,7 +251,7 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
       out.warn(`${g.watch.label}: process ${proc.pid} is gone; waiting for the node to report its new process`);
       return;
     }
-    act(g, s, armed(g.watch.last, g.watch.responsive)!, proc.pid);
+    act(g, s, isArmed(g.watch)!, proc.pid);
   }
 
   function act(g: Guarded, s: TcpSocket, why: "syncing" | "unresponsive", pid: number): void {
@@ -292,7 +296,7 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
 
   function report(g: Guarded, what: WatchChange): void {
     const w = g.watch;
-    const now = armed(w.last, w.responsive);
+    const now = isArmed(w);
     const arming = now ? ` — armed (${now})` : "";
     if (what === "unresponsive") {
       const ago = w.lastSeenAt === null ? null : Math.round(performance.now() - w.lastSeenAt);

@@ -15,6 +15,8 @@ export interface GuardConfig {
   auth: string | undefined;
   /** Report what would be destroyed; destroy nothing. */
   dryRun: boolean;
+  /** Act only once a node stops answering (a stop waiting on its fetch), never merely because it syncs. */
+  onlyUnresponsive: boolean;
 }
 
 function single(flag: string, v: unknown): unknown {
@@ -42,5 +44,5 @@ export function parseGuardOptions(o: Record<string, unknown>): GuardConfig {
   const readTimeoutMs = duration(o, "readTimeout", "read-timeout", "3s", 100);
   const timeoutMs = duration(o, "timeout", "timeout", "1s", 10);
   const auth = o.auth !== undefined ? String(single("auth", o.auth)) : process.env.KVR_AUTH || undefined;
-  return { nodes, intervalMs, readTimeoutMs, timeoutMs, auth, dryRun: !!o.dryRun };
+  return { nodes, intervalMs, readTimeoutMs, timeoutMs, auth, dryRun: !!o.dryRun, onlyUnresponsive: !!o.onlyUnresponsive };
 }

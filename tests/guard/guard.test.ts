@@ -5,7 +5,7 @@
  * usage errors.
  */
 import { describe, expect, test } from "bun:test";
-import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
+import { connect, listen, listenNoAccept, type Conn, type Server } from "../../lib/net/index.ts";
 import { replyText } from "../../lib/resp/index.ts";
 import { KVR_BIN, runKvr, spawnKvr, type KvrEvent, type KvrProcess } from "../helpers/kvr.ts";
 import { spawnBrokenReplica } from "../drill/broken-replica-process.ts";
@@ -25,12 +25,20 @@ async function startMaster(): Promise<{ server: Server; port: number; active: Se
   const timer = setInterval(() => {
     for (const c of server.connections) if (active.has(c.remotePort)) c.write("x").catch(() => {});
   }, 100);
-  const byPeer = (p: number): Conn => [...server.connections].find((c) => c.remotePort === p)!;
+  /** The accepted end of the client whose local port is `p` (its accept may trail the client's connect). */
+  const byPeer = async (p: number): Promise<Conn> => {
+    for (let i = 0; i < 200; i++) {
+      const c = [...server.connections].find((x) => x.remotePort === p);
+      if (c) return c;
+      await Bun.sleep(10);
+    }
+    throw new Error(`no accepted connection from port ${p}`);
+  };
   return {
     server,
     port: server.port,
     active,
-    flood: (p, bytes) => byPeer(p).write(Buffer.alloc(bytes, 1)),
+    flood: async (p, bytes) => (await byPeer(p)).write(Buffer.alloc(bytes, 1)),
     async close() {
       clearInterval(timer);
       await server.close(0);
@@ -53,7 +61,7 @@ const destroys = (g: KvrProcess) => g.events.filter((e) => e.event === "destroy"
 const of = (g: KvrProcess, event: string, n: ScriptedNode) => g.events.filter((e) => e.event === event && e.node === label(n));
 
 describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () => {
-  test("only the node's own idle socket to its master (by address or by name), while syncing or not answering; never a streaming node's, another process's, another address's, a busy or unread one, nor anything of a node never seen; --dry-run destroys nothing", async () => {
+  test("only the node's own idle socket to its master (by address or by name), while syncing or not answering; never a streaming node's, another process's, another address's, a busy or unread one, nor anything of a node never seen; --only-unresponsive waits for the node to stop answering; --dry-run destroys nothing", async () => {
     const cleanup: Array<() => unknown> = [];
     try {
       const m = await startMaster();
@@ -87,10 +95,13 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
       // N7 syncing from its master by name (master_host:localhost): destroyed like N1's.
       const n7 = await scripted({ ...slaveOf(m.port, "down", 1), master_host: "localhost" }, cleanup);
       const n7Sock = await open(n7, m.port);
-      // N8 nothing listens there: unresponsive from the start, never seen, nothing known to act on.
-      const closed = await listen("127.0.0.1", 0, () => {});
-      const n8 = `127.0.0.1:${closed.port}`;
-      await closed.close(0);
+      // N8 never accepts (connects hang): unresponsive from the start, never seen, nothing known to act on.
+      const hole = await listenNoAccept("127.0.0.1", 0);
+      cleanup.push(() => hole.close());
+      const n8 = `127.0.0.1:${hole.port}`;
+      // N9 syncing, watched by an --only-unresponsive guard only: spared while it answers, destroyed once it does not.
+      const n9 = await scripted(slaveOf(m.port, "down", 1), cleanup);
+      const n9Sock = await open(n9, m.port);
       // N6 syncing, watched by a --dry-run guard only.
       const n6 = await scripted(slaveOf(m.port, "down", 1), cleanup);
       const n6Sock = await open(n6, m.port);
@@ -99,6 +110,8 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
       cleanup.push(() => guard.stop("SIGKILL"));
       const dry = spawnKvr(["guard", "--node", label(n6), ...FAST, "--dry-run"]);
       cleanup.push(() => dry.stop("SIGKILL"));
+      const patient = spawnKvr(["guard", "--node", label(n9), ...FAST, "--only-unresponsive"]);
+      cleanup.push(() => patient.stop("SIGKILL"));
 
       await guard.waitEvent((e) => e.event === "destroy" && e.node === label(n1), 5000);
       await guard.waitEvent((e) => e.event === "destroy" && e.node === label(n7), 5000);
@@ -106,14 +119,18 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
       // Everything else has been idle for more than the read timeout, with the nodes answering.
       await Bun.sleep(3 * RT);
       expect(destroys(guard)).toHaveLength(2);
+      expect(destroys(patient)).toHaveLength(0);
+      expect(patient.events.find((e) => e.event === "watch" && e.node === label(n9) && e.syncInProgress === true)).toMatchObject({ armed: null });
       const frozeAt = Date.now();
-      for (const n of [n2, n3]) expect(replyText(await n.cmd("SCRIPT", "FREEZE", "1500"))).toBe("OK");
+      for (const n of [n2, n3, n9]) expect(replyText(await n.cmd("SCRIPT", "FREEZE", "1500"))).toBe("OK");
       await guard.waitEvent((e) => e.event === "destroy" && e.node === label(n3), 3000);
+      await patient.waitEvent((e) => e.event === "destroy", 3000);
       await guard.waitEvent((e) => e.event === "node-recovered" && e.node === label(n2), 4000);
       await guard.waitEvent((e) => e.event === "node-recovered" && e.node === label(n3), 1000);
       await Bun.sleep(2 * RT);
       expect(await guard.stop("SIGTERM")).toBe(0);
       expect(await dry.stop("SIGTERM")).toBe(0);
+      expect(await patient.stop("SIGTERM")).toBe(0);
 
       // Exactly three destroyed: N1's and N7's idle sockets (syncing) and N3's (frozen).
       const all = destroys(guard) as Array<KvrEvent & Record<string, unknown>>;
@@ -152,7 +169,14 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
       const never = guard.events.filter((e) => e.node === n8);
       expect(never.map((e) => e.event)).toEqual(["node-unresponsive"]);
       expect(never[0]).toMatchObject({ pid: null, lastSeen: null });
-      expect(String(never[0].reason)).toContain("refused");
+      expect(String(never[0].reason)).toContain("could not connect");
+
+      // --only-unresponsive: N9's socket only once it stopped answering.
+      const pd = destroys(patient);
+      expect(pd).toHaveLength(1);
+      expect(pd[0]).toMatchObject({ node: label(n9), local: `127.0.0.1:${n9Sock}`, why: "unresponsive", destroyed: true });
+      expect(Date.parse(String(pd[0].ts))).toBeGreaterThanOrEqual(frozeAt);
+      expect((await n9.conns()).get(n9Sock)?.open).toBe(false);
 
       // --dry-run: reported once, destroyed nothing.
       const dd = destroys(dry);
