@@ -16,7 +16,7 @@ const hasSetpriv = Bun.spawnSync(["sh", "-c", "command -v setpriv"]).exitCode ==
 if (!isRoot) console.warn("SKIPPING the kvr guard tests that destroy sockets: not root (they need CAP_NET_ADMIN)");
 
 const RT = 600;
-const FAST = ["--read-timeout", `${RT}ms`, "--interval", "50ms", "--timeout", "300ms"];
+const FAST = ["--read-timeout", `${RT}ms`, "--interval", "50ms", "--timeout", "600ms"];
 
 /** A test master: accepts connections; feeds a byte every 100 ms to the ones marked active. */
 async function startMaster(): Promise<{ server: Server; port: number; active: Set<number>; flood(remotePort: number, bytes: number): Promise<void>; close(): Promise<void> }> {
@@ -122,7 +122,7 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
       expect(destroys(patient)).toHaveLength(0);
       expect(patient.events.find((e) => e.event === "watch" && e.node === label(n9) && e.syncInProgress === true)).toMatchObject({ armed: null });
       const frozeAt = Date.now();
-      for (const n of [n2, n3, n9]) expect(replyText(await n.cmd("SCRIPT", "FREEZE", "1500"))).toBe("OK");
+      for (const n of [n2, n3, n9]) expect(replyText(await n.cmd("SCRIPT", "FREEZE", "2000"))).toBe("OK");
       await guard.waitEvent((e) => e.event === "destroy" && e.node === label(n3), 3000);
       await patient.waitEvent((e) => e.event === "destroy", 3000);
       await guard.waitEvent((e) => e.event === "node-recovered" && e.node === label(n2), 4000);
