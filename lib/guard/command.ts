@@ -32,25 +32,22 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
   process.on("SIGINT", onInt);
   process.on("SIGTERM", onTerm);
   try {
-    const t = await selfTest(diag);
-    if (!t.ok) {
-      out.event("self-test", { ok: false, reason: t.reason, dryRun: cfg.dryRun });
+    const test = await selfTest(diag);
+    if (!test.ok) {
+      out.event("self-test", { ok: false, reason: test.reason, dryRun: cfg.dryRun });
       // A dry run destroys nothing: it still shows what it would do, and says what a real run lacks.
-      if (!cfg.dryRun) return cannot(out, t.reason);
-      out.warn(`self-test: ${t.reason} (a run without --dry-run would stop here, exit 4)`);
+      if (!cfg.dryRun) return cannot(out, test.reason);
+      out.warn(`self-test: ${test.reason} (a run without --dry-run would stop here, exit 4)`);
     } else {
-      out.event("self-test", { ok: true, ms: t.ms, dryRun: cfg.dryRun }, `self-test: destroyed a loopback socket of its own in ${formatMs(t.ms)} (CAP_NET_ADMIN and CONFIG_INET_DIAG_DESTROY are there)`);
+      out.event("self-test", { ok: true, ms: test.ms, dryRun: cfg.dryRun }, `self-test: destroyed a loopback socket of its own in ${formatMs(test.ms)} (CAP_NET_ADMIN and CONFIG_INET_DIAG_DESTROY are there)`);
     }
     if (stop.signal.aborted) return EXIT.OK;
     const t0 = performance.now();
-    const records = await runGuard(cfg, diag, out, stop.signal);
-    const destroyed = records.filter((r) => r.destroyed).length;
-    const would = records.filter((r) => r.dryRun).length;
-    const failed = records.filter((r) => !r.dryRun && !r.destroyed).length;
+    const t = await runGuard(cfg, diag, out, stop.signal);
     out.event(
       "summary",
-      { destroyed, wouldDestroy: would, failed, ms: Math.round(performance.now() - t0) },
-      cfg.dryRun ? `stopped: ${would} socket(s) would have been destroyed` : `stopped: ${destroyed} socket(s) destroyed${failed ? `, ${failed} could not be` : ""}`,
+      { ...t, ms: Math.round(performance.now() - t0) },
+      cfg.dryRun ? `stopped: ${t.wouldDestroy} socket(s) would have been destroyed` : `stopped: ${t.destroyed} socket(s) destroyed${t.failed ? `, ${t.failed} could not be` : ""}`,
     );
     return EXIT.OK;
   } finally {

@@ -70,9 +70,18 @@ interface Guarded {
 
 const hostPort = (h: string, p: number) => addrText({ host: h, port: p });
 
-/** Run the guard until `signal` aborts; returns every destroy (or would-destroy) it did. */
-export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, signal: AbortSignal): Promise<DestroyRecord[]> {
-  const records: DestroyRecord[] = [];
+/** What a guard did, counted (a guard may run for months: no list is kept). */
+export interface GuardTotals {
+  destroyed: number;
+  /** --dry-run: sockets it would have destroyed. */
+  wouldDestroy: number;
+  /** Destroys the kernel refused. */
+  failed: number;
+}
+
+/** Run the guard until `signal` aborts; returns what it did. */
+export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, signal: AbortSignal): Promise<GuardTotals> {
+  const totals: GuardTotals = { destroyed: 0, wouldDestroy: 0, failed: 0 };
   const nodes: Guarded[] = [];
   const isArmed = (w: NodeWatch) => armed(w.last, w.responsive, cfg.onlyUnresponsive);
   let lookTimer: ReturnType<typeof setTimeout> | null = null;
@@ -275,7 +284,9 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
       rec.destroyed = err === 0;
       if (err !== 0) rec.error = err === ERRNO.EPERM || err === ERRNO.EOPNOTSUPP ? destroyRefusal(err) : errnoName(err);
     }
-    records.push(rec);
+    if (rec.dryRun) totals.wouldDestroy++;
+    else if (rec.destroyed) totals.destroyed++;
+    else totals.failed++;
     const state = why === "syncing" ? "node syncing" : "node not answering";
     const verb = rec.dryRun ? "would destroy" : rec.destroyed ? "destroyed" : `could not destroy (${rec.error})`;
     const text = `${rec.node} (pid ${pid}): ${verb} ${rec.local} → ${rec.remote}: received ${rec.bytesReceived === null ? "?" : formatBytes(rec.bytesReceived)}, nothing for ${formatMs(rec.idleMs)} (${state})`;
@@ -331,5 +342,5 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
   clearInterval(clock);
   if (lookTimer) clearTimeout(lookTimer);
   for (const g of nodes) g.watch.close();
-  return records;
+  return totals;
 }

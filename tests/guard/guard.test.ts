@@ -190,6 +190,34 @@ describe.skipIf(!isRoot)("kvr guard: what it destroys and what it spares", () =>
   }, 30_000);
 });
 
+describe.skipIf(!isRoot)("kvr guard: human output", () => {
+  test("without --json every destroy is a log line: node, pid, local → remote, bytes received, idle time, why; a summary at stop", async () => {
+    const cleanup: Array<() => unknown> = [];
+    try {
+      const m = await startMaster();
+      cleanup.push(() => m.close());
+      const n = await scripted(slaveOf(m.port, "down", 1), cleanup);
+      const sock = await open(n, m.port);
+      await m.flood(sock, 1000);
+      const g = Bun.spawn([KVR_BIN, "guard", "--node", label(n), ...FAST], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+      cleanup.push(() => g.kill("SIGKILL"));
+      const err = new Response(g.stderr).text();
+      const outText = new Response(g.stdout).text();
+      for (let i = 0; i < 100 && (await n.conns()).get(sock)?.open; i++) await Bun.sleep(50);
+      g.kill("SIGTERM");
+      expect(await g.exited).toBe(0);
+      const log = await err;
+      expect(log).toMatch(/self-test: destroyed a loopback socket of its own in [\d.]+ ms/);
+      expect(log).toContain(`${label(n)} (pid ${n.pid}): slave of 127.0.0.1:${m.port}, link down, syncing — armed (syncing)`);
+      expect(log).toMatch(new RegExp(`${label(n)} \\(pid ${n.pid}\\): destroyed 127\\.0\\.0\\.1:${sock} → 127\\.0\\.0\\.1:${m.port}: received 1000 B, nothing for [\\d.]+ m?s \\(node syncing\\)`));
+      expect(log).toContain("stopped: 1 socket(s) destroyed");
+      expect(await outText).toBe("");
+    } finally {
+      for (const c of cleanup.reverse()) await c();
+    }
+  }, 20_000);
+});
+
 describe.skipIf(!isRoot)("kvr guard: a node behind a password", () => {
   test("KVR_AUTH logs in (process_id verified); a wrong --auth is reported and nothing is armed; the password is never printed", async () => {
     const node = await spawnBrokenReplica("good", "s3cret");
@@ -240,6 +268,25 @@ describe("kvr guard: when it cannot run", () => {
       expect(contacted).toBe(0);
     } finally {
       await node.close(0);
+    }
+  }, 20_000);
+
+  test.skipIf(!isRoot || !hasSetpriv)("--dry-run without CAP_NET_ADMIN: the refused self-test is a warning and it watches (it would destroy nothing anyway)", async () => {
+    const node = await spawnScriptedNode();
+    try {
+      const drop = ["setpriv", "--inh-caps", "-net_admin", "--bounding-set", "-net_admin"];
+      const r = Bun.spawn([...drop, KVR_BIN, "guard", "--node", `127.0.0.1:${node.port}`, "--dry-run", "--json"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+      const out = new Response(r.stdout).text();
+      const err = new Response(r.stderr).text();
+      await Bun.sleep(1500);
+      r.kill("SIGTERM");
+      expect(await r.exited).toBe(0);
+      const events = (await out).trim().split("\n").map((l) => JSON.parse(l));
+      expect(events[0]).toMatchObject({ event: "self-test", ok: false, dryRun: true });
+      expect(events.find((e) => e.event === "watch")).toMatchObject({ node: `127.0.0.1:${node.port}`, pid: node.pid, pidVerified: true });
+      expect(await err).toContain("a run without --dry-run would stop here, exit 4");
+    } finally {
+      await node.close();
     }
   }, 20_000);
 
