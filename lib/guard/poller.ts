@@ -79,7 +79,9 @@ export class NodeWatch {
     if (p) {
       const waited = performance.now() - p.since;
       if (waited >= HUNG_RECONNECT_MS) this.conn?.destroy();
-      else if (waited >= this.opts.timeoutMs) this.unresponsive(`no reply to ${p.what} within ${formatMs(this.opts.timeoutMs)}`);
+      else if (waited >= this.opts.timeoutMs) {
+        this.unresponsive(p.what === "connect" ? `could not connect within ${formatMs(this.opts.timeoutMs)}` : `no reply to ${p.what} within ${formatMs(this.opts.timeoutMs)}`);
+      }
       return;
     }
     this.pending = { what: this.conn ? "INFO replication" : "connect", since: performance.now() };
