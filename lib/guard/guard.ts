@@ -131,9 +131,14 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
       if (start === null) note = `its process_id ${pid} is not a process here: run the guard on the node's host, in its PID namespace`;
       else if (!own.ok) note = own.reason;
       else {
-        const listening = diag.tcp({ states: [TCP_STATE.LISTEN], sport: g.watch.addr.port });
+        let listening: TcpSocket[] = [];
+        try {
+          listening = diag.tcp({ states: [TCP_STATE.LISTEN], sport: g.watch.addr.port });
+        } catch (e) {
+          note = `cannot list listening sockets: ${(e as Error).message}`;
+        }
         if (listening.some((s) => own.inodes.has(s.inode))) g.proc = { pid, start };
-        else note = `process ${pid} does not hold a socket listening on port ${g.watch.addr.port} here (another network or PID namespace?): its sockets are never touched`;
+        else note ??= `process ${pid} does not hold a socket listening on port ${g.watch.addr.port} here (another network or PID namespace?): its sockets are never touched`;
       }
     }
     if (note !== null && note !== g.procNote) out.warn(`${g.watch.label}: ${note}`);
