@@ -25,6 +25,7 @@ const runners: Record<string, () => Promise<Runner>> = {
   setnodes: async () => (await import("./lib/setnodes/command.ts")).run,
   drill: async () => (await import("./lib/drill/command.ts")).run,
   doctor: async () => (await import("./lib/doctor/command.ts")).run,
+  guard: async () => (await import("./lib/guard/command.ts")).run,
   lab: async () => (await import("./lib/lab/command.ts")).run,
 };
 
@@ -173,12 +174,14 @@ cli
   .option("--files <n>", "Generated checkpoint: number of files", { default: "64" })
   .option("--file-size <size>", "Generated checkpoint: size of each file", { default: "2MiB" })
   .option("--rate <MB/s>", "Master A's rate limit in MiB/s as Kvrocks counts MB (default: a full sync takes ~10 s)")
-  .option("--read-timeout <duration>", "The kvr replica's read deadline", { default: "3s" })
+  .option("--read-timeout <duration>", "The kvr replica's read deadline (and kvr guard's, with --guard)", { default: "3s" })
   .option("--repeat <n>", "Run the drill n times; report min/median/p99 SETNODES latency", { default: "1" })
+  .option("--guard", "Run kvr guard on the node under test (with --read-timeout) and report what it destroyed")
   .example("  kvr drill")
   .example("  kvr drill --cut netns --repeat 5 --json")
   .example("  KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1")
   .example("  KVR_AUTH=secret KVR_MASTERS_AUTH=other kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1 --keep")
+  .example("  kvr drill --replica 127.0.0.1:6666 --guard        # does kvr guard rescue this build? (run on the node's host)")
   .example(
     "\nA --replica node's topology is read before the drill and put back at the end of every run, pass or fail\n" +
       "  (CLUSTERX SETNODES with the version after the drill's last); --keep leaves it as the drill left it.\n" +
@@ -216,6 +219,35 @@ cli
       "  finding; 0 nothing above info. 2: usage error or invalid input (nothing sent).",
   )
   .action(action("doctor"));
+
+cli
+  .command("guard", "Destroy a stuck node's sockets to its master: the fetch read deadline for running, unpatched Kvrocks")
+  .usage("guard --node <host:port> [--node ...] [--read-timeout 3s] [--dry-run]")
+  .option("--node <host:port>", "A Kvrocks node on this host to watch (repeatable)")
+  .option("--read-timeout <duration>", "Destroy a socket to the node's master that received nothing for this long", { default: "3s" })
+  .option("--interval <duration>", "How often each node's INFO replication is read", { default: "250ms" })
+  .option("--timeout <duration>", "Connect and reply deadline of each INFO: a node that misses it does not answer", { default: "1s" })
+  .option("--auth <pw>", "Password of the nodes (or env KVR_AUTH)")
+  .option("--dry-run", "Report what would be destroyed; destroy nothing")
+  .option("--only-unresponsive", "Act only once a node stops answering, not merely because it syncs (for masters that pause: max-replication-mb)")
+  .example("  sudo kvr guard --node 127.0.0.1:6666")
+  .example("  KVR_AUTH=secret kvr guard --node 10.0.0.5:6666 --node 10.0.0.5:6667 --json")
+  .example("  kvr guard --node 127.0.0.1:6666 --dry-run          # what it would destroy, without privileges")
+  .example("  kvr drill --replica 127.0.0.1:6666 --guard          # prove it rescues your build first")
+  .example(
+    "\nWhat it destroys: established TCP sockets held by the node's own process (process_id in INFO server,\n" +
+      "  checked against the process listening on the node's port) whose remote end is the node's master, that\n" +
+      "  received nothing for --read-timeout, while the node was last seen syncing (master_sync_in_progress:1;\n" +
+      "  not with --only-unresponsive) or does not answer INFO. Never a socket of a node last seen streaming\n" +
+      "  (master_link_status:up), of another process, or to another address. The node's blocked read fails at\n" +
+      "  once and it retries its sync. A master that pauses longer than --read-timeout mid sync (Kvrocks'\n" +
+      "  max-replication-mb sleeps after each file) has its syncs cut: use --only-unresponsive there.\n" +
+      "Needs: Linux, CAP_NET_ADMIN (root, or AmbientCapabilities=CAP_NET_ADMIN), a kernel with\n" +
+      "  CONFIG_INET_DIAG_DESTROY, and the node's user or CAP_SYS_PTRACE to read /proc/<pid>/fd. A self-test at\n" +
+      "  start destroys a socket of its own: when that is refused, exit 4 and nothing is watched.\n" +
+      "Exit: 0 stopped by SIGINT/SIGTERM, 2 usage, 4 cannot destroy sockets here (self-test failed)",
+  )
+  .action(action("guard"));
 
 cli
   .command("lab", "A local cluster of kvr processes to rehearse runbooks on; stays up until Ctrl-C, then removes everything")
@@ -359,7 +391,7 @@ async function main(): Promise<number> {
       return reportError(e);
     }
     if (parsed.args.length > 0) {
-      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill, doctor, lab.\n`);
+      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill, doctor, guard, lab.\n`);
       return EXIT.USAGE;
     }
     cli.outputHelp();

@@ -32,8 +32,9 @@ import * as fullsync from "./fullsync-throughput.ts";
 import * as memoryFlat from "./memory-flat.ts";
 import * as masterFanout from "./master-fanout.ts";
 import * as doctorFanout from "./doctor-fanout.ts";
+import * as guard from "./guard.ts";
 
-/** In run order (the table, then the socket API choice). */
+/** In run order (the table, then the socket API choice, then kvr guard). */
 const ALL: Array<{ NAME: string; bench: Bench; goal: string }> = [
   { ...fullsync, goal: "≥ 0.9 × min(disk, network)" },
   { ...stopLatency, goal: "p99 < 50 ms" },
@@ -44,6 +45,7 @@ const ALL: Array<{ NAME: string; bench: Bench; goal: string }> = [
   { ...doctorFanout, goal: "wall ≤ 1.3 × deadline, peak RSS < 100 MB" },
   { ...startup, goal: "≤ 1.2 × Bun's own start" },
   { ...socketApi, goal: "Conn ≥ 0.9 × best raw API" },
+  { ...guard, goal: "CPU < 2% of one core watching 20 nodes; destroy p99 ≤ interval + 100 ms" },
 ];
 
 installCleanup();

@@ -34,6 +34,8 @@ export interface DrillConfig {
   rateAuto: boolean;
   readTimeoutMs: number;
   repeat: number;
+  /** Run `kvr guard` on the node under test for the drill's duration (--guard). */
+  guard: boolean;
 }
 
 /** Target duration of a full sync from A at the default rate. */
@@ -111,5 +113,6 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
     rateAuto,
     readTimeoutMs: parseDuration("read-timeout", g("readTimeout", "read-timeout", "3s")),
     repeat: parseIntFlag("repeat", g("repeat", "repeat", "1"), 1, 1000),
+    guard: !!o.guard,
   };
 }

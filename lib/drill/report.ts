@@ -2,6 +2,7 @@
 import type { Output } from "../ui/output.ts";
 import { formatBytes, formatMs } from "../ui/units.ts";
 import type { DrillConfig } from "./options.ts";
+import type { GuardReport } from "./guard.ts";
 import type { Phase, RunResult } from "./scenario.ts";
 
 export interface LatencyStats {
@@ -53,18 +54,33 @@ export function printRun(out: Output, cfg: DrillConfig, r: RunResult): void {
   if (r.fetchConnections.method !== "unchecked" || r.fetchConnections.open !== null) {
     out.print(`  fetch conns to A: ${r.fetchConnections.open ?? "?"} open (${r.fetchConnections.detail})`);
   }
+  if (r.guard) out.print(`  kvr guard:        ${guardLine(r.guard)}`);
   if (r.restore) out.print(`  node topology:    ${r.restore.status === "failed" ? c.yellow(r.restore.detail) : r.restore.detail}`);
   // A single run's verdict is the drill's last line (verdictLine); --repeat gives each run its own.
   if (cfg.repeat > 1) {
     const v = r.verdict === "PASS" ? c.bold(c.green("PASS")) : c.bold(c.red("FAIL"));
-    out.print(`  verdict:          ${v}${r.reasons.length ? ` — ${r.reasons.join("; ")}` : ""}`);
+    out.print(`  verdict:          ${v}${guarded(r)}${r.reasons.length ? ` — ${r.reasons.join("; ")}` : ""}`);
   }
+}
+
+/** " (with kvr guard: n socket(s) destroyed)" for a run with --guard, else "". */
+function guarded(r: RunResult): string {
+  return r.guard ? ` (with kvr guard: ${r.guard.actions.filter((a) => a.destroyed).length} socket(s) destroyed)` : "";
+}
+
+/** What kvr guard did in a run, in one line. */
+export function guardLine(g: GuardReport): string {
+  const done = g.actions.filter((a) => a.destroyed);
+  if (g.actions.length === 0) return `destroyed nothing (read timeout ${formatMs(g.readTimeoutMs)})`;
+  const each = g.actions.map((a) => `${a.local} → ${a.remote} at +${(a.atMs / 1000).toFixed(2)}s, idle ${formatMs(a.idleMs)}${a.destroyed ? "" : " (failed)"}`);
+  const why = [...new Set(g.actions.map((a) => (a.why === "syncing" ? "node syncing" : "node not answering")))].join(", ");
+  return `destroyed ${done.length} socket(s) of the node to its master (${why}): ${each.join("; ")}`;
 }
 
 /** The drill's last line: PASS, or FAIL with why (a single run's reasons; with --repeat, which runs failed). */
 export function verdictLine(out: Output, runs: RunResult[], pass: boolean): string {
   const c = out.c;
-  if (pass) return c.bold(c.green("PASS"));
+  if (pass) return c.bold(c.green("PASS")) + (runs.length === 1 ? guarded(runs[0]) : "");
   const why =
     runs.length === 1
       ? runs[0].reasons.join("; ")
@@ -112,6 +128,7 @@ export function resultObject(cfg: DrillConfig, runs: RunResult[], verdict: "PASS
       rateMBps: cfg.rateMBps,
       readTimeoutMs: cfg.readTimeoutMs,
       repeat: cfg.repeat,
+      guard: cfg.guard,
     },
     latency: latencyStats(runs),
     longestPingGapMs: runs.length ? Math.max(...runs.map((r) => r.ping.longestGapMs)) : null,

@@ -12,6 +12,7 @@ import { isNetError, type Conn } from "../net/index.ts";
 import { replyText, SimpleString } from "../resp/index.ts";
 import { formatBytes, formatMs } from "../ui/units.ts";
 import { DrillError } from "./errors.ts";
+import { guardReport, startGuard, type GuardReport } from "./guard.ts";
 import { aInfoBytes, startMasters, waitForBytes, type Masters } from "./masters.ts";
 import { createNetns, type Netns } from "./netns.ts";
 import { addrText, command, info, type NodeAddr } from "./node.ts";
@@ -52,6 +53,8 @@ export interface RunResult {
   infoAfter: Record<string, string> | null;
   /** A --replica node's topology put back (or kept, --keep); null for a kvr replica the drill started. */
   restore: RestoreResult | null;
+  /** --guard: what kvr guard did during the run; null without --guard. */
+  guard: GuardReport | null;
 }
 
 /**
@@ -96,6 +99,7 @@ export function putBack(ctx: RunContext, phases: Phases, t: Touched): Promise<Re
 
 async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touched | null }): Promise<Omit<RunResult, "restore">> {
   const { cfg, log } = ctx;
+  const startedAt = Date.now();
   // A node given by address is checked first: unreachable → exit 4 before anything starts.
   const early = cfg.replica ? await openTarget(ctx, cfg.replica, "control") : null;
 
@@ -129,6 +133,16 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
   const target = await phases.run("start-replica", () => startTarget(ctx), (r) => (r.kind === "kvr" ? `kvr replica on ${addrText(r.addr)}` : `node under test ${addrText(r.addr)}`));
   const rAddr = target.addr;
   let ctl = early ?? (await openTarget(ctx, rAddr, "control"));
+
+  // ---- --guard: kvr guard watching the node under test until the run ends ----
+  const guard = cfg.guard
+    ? await phases.run(
+        "start-guard",
+        () => startGuard(rAddr, cfg.readTimeoutMs, cfg.auth, ctx.cleanup),
+        (g) => `kvr guard (pid ${g.child.pid}) watches ${addrText(rAddr)}: destroys its sockets to its master idle for ${formatMs(g.readTimeoutMs)} while it syncs or hangs`,
+      )
+    : null;
+  const guarded = () => (guard ? guardReport(guard, startedAt) : null);
 
   // ---- node ids and the first topology: a slave of A ----
   const idA = nodeId();
@@ -177,6 +191,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
       recovery: null,
       infoBefore,
       infoAfter: null,
+      guard: guarded(),
     };
   }
 
@@ -238,6 +253,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
 
   return {
     ...base,
+    guard: guarded(),
     verdict: reasons.length === 0 ? "PASS" : "FAIL",
     reasons,
     phases: phases.list,

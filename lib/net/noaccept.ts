@@ -4,9 +4,10 @@
  * `blackhole-accept` fault and by tests of connect deadlines. node:net always accepts, so this
  * goes through libc with bun:ffi (Linux, IPv4).
  */
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { FFIType, ptr } from "bun:ffi";
 import net from "node:net";
 import { NetError } from "./errors.ts";
+import { openLibc } from "./libc.ts";
 
 export interface NoAcceptListener {
   readonly port: number;
@@ -14,9 +15,9 @@ export interface NoAcceptListener {
   close(): void;
 }
 
-let libc: ReturnType<typeof openLibc> | null = null;
-function openLibc() {
-  return dlopen("libc.so.6", {
+let libc: ReturnType<typeof load> | null = null;
+function load() {
+  return openLibc({
     socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
@@ -37,8 +38,8 @@ const SO_REUSEADDR = 2;
  */
 export async function listenNoAccept(host: string, port: number, fill = true): Promise<NoAcceptListener> {
   if (!net.isIPv4(host)) throw new NetError("IO", `blackhole listener needs an IPv4 address, got ${host}`);
-  libc ??= openLibc();
-  const c = libc.symbols;
+  libc ??= load();
+  const c = libc;
   const fd = c.socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw new NetError("IO", "socket() failed for the blackhole listener");
   const one = new Int32Array([1]);

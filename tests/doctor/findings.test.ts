@@ -46,6 +46,8 @@ describe("stuck full sync", () => {
   test("the next steps: the do-not-push warning first, one line each", () => {
     const next = stuckSyncNext("127.0.0.1:2", "127.0.0.1:1");
     expect(next[0]).toStartWith("do not push topology to this node now");
+    // The remedy for builds without the fetch read deadline, proven first with the drill.
+    expect(next.find((l) => l.startsWith("kvr guard --node 127.0.0.1:2"))).toContain("kvr drill --replica 127.0.0.1:2 --guard");
     expect(next.every((l) => !l.includes("\n"))).toBe(true);
   });
 });

@@ -14,7 +14,8 @@
  *
  * With `requirepass`, every command but AUTH needs the password first (-NOAUTH). With
  * `masterauth` (by default the same password, as a cluster shares one) it sends AUTH first on
- * every connection to a master.
+ * every connection to a master. INFO answers `server` (process_id) and `replication` sections,
+ * both by default.
  */
 import { clusterx, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
@@ -73,17 +74,21 @@ export async function startBrokenReplica(mode: BrokenMode, requirepass?: string,
       }
     })().catch(() => {});
 
-  const info = (): string => {
+  const info = (section = "default"): string => {
+    const sec = section.toLowerCase();
+    const all = ["default", "all", "everything"].includes(sec);
+    const server = all || sec === "server" ? `# Server\r\nprocess_id:${process.pid}\r\n` : "";
+    if (!all && sec !== "replication") return server;
     const lines = ["# Replication", `role:${current ? "slave" : "master"}`];
     if (current) lines.push(`master_host:${current.host}`, `master_port:${current.port}`, "master_link_status:down", `master_sync_in_progress:${fetches.open > 0 ? 1 : 0}`);
-    lines.push("connected_slaves:0", `kvr_fetch_connections:${fetches.open}`);
-    return lines.join("\r\n") + "\r\n";
+    lines.push("connected_slaves:0", `kvr_fetch_connections:${fetches.open}`, `kvr_fetches_opened:${fetches.opened}`);
+    return server + lines.join("\r\n") + "\r\n";
   };
 
   const execute = async (args: string[]): Promise<Buffer> => {
     const cmd = args[0]?.toLowerCase();
     if (cmd === "ping") return simple("PONG");
-    if (cmd === "info") return bulk(info());
+    if (cmd === "info") return bulk(info(args[1]));
     if (cmd !== "clusterx") return error(`ERR unknown command \`${args[0]}\``);
     const r = clusterx(state, args.slice(1), { port: server!.port, binds: ["127.0.0.1"], current });
     const change = r.change;

@@ -86,6 +86,15 @@ test("CLUSTERX MYID/SETNODEID, CLUSTER NODES with myself, ROLE and INFO after SE
   expect(await text(r.port, ["CLUSTER", "INFO"])).toContain("cluster_current_epoch:7\r\n");
 });
 
+test("INFO server: the replica's own process id (default INFO too; not in INFO replication)", async () => {
+  const r = await replica();
+  expect(await info(r.port, "server")).toMatchObject({ process_id: String(r.kvr.proc.pid), redis_mode: "cluster", tcp_port: String(r.port) });
+  const all = await text(r.port, ["INFO"]);
+  expect(all).toMatch(new RegExp(`# Server\r\n(?:[a-z0-9_]+:[^\r\n]*\r\n)*process_id:${r.kvr.proc.pid}\r\n`));
+  expect(all.indexOf("# Server")).toBeLessThan(all.indexOf("# Replication"));
+  expect(await text(r.port, ["INFO", "replication"])).not.toContain("process_id");
+});
+
 test("usage errors exit 2: missing --dir, a --dir that does not exist, bad --node-id", async () => {
   expect((await runKvr(["replica", "--port", "0"])).code).toBe(2);
   const missing = await runKvr(["replica", "--dir", "/nonexistent/kvr-target", "--port", "0"]);

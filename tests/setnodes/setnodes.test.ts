@@ -369,10 +369,11 @@ describe("scale", () => {
     const silent = new Set([3, 17, 25, 38, 44, 51, 66, 72, 89, 98]);
     const ns = await start(100, (i) => (silent.has(i) ? { silent: true } : {}));
     const t0 = performance.now();
-    const r = await runKvr(["setnodes", "--nodes", mastersTopology(ns), "--version", "1", "--all", "--timeout", "1s", "--connect-timeout", "1s", "--json"]);
+    const r = await runKvr(["setnodes", "--nodes", mastersTopology(ns), "--version", "1", "--all", "--timeout", "2s", "--connect-timeout", "2s", "--json"]);
     const wall = performance.now() - t0;
     expect(r.code).toBe(3);
-    expect(wall).toBeLessThan(2500);
+    // One 2 s deadline plus start-up and the 90 replies; a second deadline would pass 4 s.
+    expect(wall).toBeLessThan(4000);
     const ts = targets(r.stdout);
     expect(ts).toHaveLength(100);
     expect(ts.filter((t) => t.result === "timeout").map((t) => t.address)).toEqual(ns.filter((_, i) => silent.has(i)).map((n) => n.address));
