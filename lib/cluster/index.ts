@@ -3,3 +3,4 @@ export * from "./topology.ts";
 export * from "./clusterx.ts";
 export * from "./nodes.ts";
 export * from "./info.ts";
+export * from "./slot.ts";
