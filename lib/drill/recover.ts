@@ -22,6 +22,10 @@ export interface RecoverResult {
   link: string | null;
   master: string | null;
   offset: number | null;
+  /** What the node should show: link up with B, offset at least B's sequence. */
+  want: string;
+  /** What its last INFO showed (or why there was none). */
+  seen: string;
   detail: string;
 }
 
@@ -49,7 +53,8 @@ export async function masterSequence(b: MasterB, auth: string | undefined): Prom
 export async function waitRecovered(ctx: RunContext, conn: () => Promise<Conn>, b: MasterB, since: number): Promise<RecoverResult> {
   const timeoutMs = ctx.cfg.recoverTimeoutMs;
   const bSeq = await masterSequence(b, ctx.cfg.mastersAuth);
-  const want = `master_link_status:up with B ${addrText(b.addr)}, slave_repl_offset ≥ ${bSeq ?? "?"} (B's checkpoint sequence${bSeq === null ? ": unknown, not checked" : ""})`;
+  const seqText = bSeq !== null ? `slave_repl_offset ≥ ${bSeq} (B's checkpoint sequence)` : b.kind === "blackhole" ? "(B is a blackhole: it never answers)" : "(B's checkpoint sequence unknown: offset not checked)";
+  const want = `master_link_status:up with B ${addrText(b.addr)}, ${seqText}`;
   let link: string | null = null;
   let master: string | null = null;
   let offset: number | null = null;
@@ -68,12 +73,13 @@ export async function waitRecovered(ctx: RunContext, conn: () => Promise<Conn>, 
       const fromB = i.role === "slave" && i.master_host === b.addr.host && intField(i.master_port) === b.addr.port;
       if (fromB && link === "up" && offset !== null && (bSeq === null || offset >= bSeq)) {
         const ms = Math.round(performance.now() - since);
-        return { ok: true, ms, timeoutMs, bSeq, link, master, offset, detail: `recovered in ${formatMs(ms)}: ${want.replace("≥ ", `${offset} ≥ `)}` };
+        const seen = `master_link_status:up with B ${addrText(b.addr)}, slave_repl_offset ${offset}${bSeq !== null ? ` ≥ ${bSeq} (B's checkpoint sequence)` : ""}`;
+        return { ok: true, ms, timeoutMs, bSeq, link, master, offset, want, seen, detail: `recovered in ${formatMs(ms)}: ${seen}` };
       }
     }
     if (performance.now() - since >= timeoutMs) break;
     await Bun.sleep(POLL_MS);
   }
   const seen = link === null && master === null ? `no INFO (${lastError || "no answer"})` : `master_link_status:${link ?? "?"}, master ${master ?? "none"}, slave_repl_offset ${offset ?? "?"}`;
-  return { ok: false, ms: null, timeoutMs, bSeq, link, master, offset, detail: `not recovered within ${formatMs(timeoutMs)} of the SETNODES reply: INFO shows ${seen}; expected ${want}` };
+  return { ok: false, ms: null, timeoutMs, bSeq, link, master, offset, want, seen, detail: `not recovered within ${formatMs(timeoutMs)} of the SETNODES reply: INFO shows ${seen}; expected ${want}` };
 }

@@ -319,7 +319,9 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
   else if (!withinBudget) reasons.push(`SETNODES took ${formatMs(sn.ms)}, over the budget of ${formatMs(cfg.budgetMs)}`);
   if (!sn.hung && !verify.ok) reasons.push(`INFO after SETNODES shows ${verify.observed}, expected ${expected}`);
   if (!sn.hung && verify.fetch.open !== null && verify.fetch.open > 0) reasons.push(`${verify.fetch.open} fetch connection(s) from the replica to A still open (${verify.fetch.detail})`);
-  if (recover && !recover.ok) reasons.push(`the node did not recover: ${recover.detail}`);
+  if (recover && !recover.ok) {
+    reasons.push(`the node did not recover within --recover-timeout ${formatMs(recover.timeoutMs)} of the SETNODES reply: INFO shows ${recover.seen}; expected ${recover.want}`);
+  }
 
   return {
     ...base,
