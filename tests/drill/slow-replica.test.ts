@@ -6,8 +6,11 @@
  * keys in slots the node owns and are deleted at the end, on every path.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { keySlot, slotIn } from "../../lib/cluster/index.ts";
-import { connect } from "../../lib/net/index.ts";
+import { connect, listen } from "../../lib/net/index.ts";
 import { runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { startKvrocksMaster, type KvrocksMaster, type KvrocksMasterOptions } from "./kvrocks-master.ts";
 
@@ -115,5 +118,111 @@ describe("kvr drill --scenario slow-replica against the kvr master it starts", (
     expect(last).toStartWith("FAIL — the master still held the stuck replica's connection at --give-up 8.00 s");
     expect(last).toContain("the blocked-feed signature of Kvrocks #3356");
     expect(last).toMatch(/once the drill closed its socket the master recovered in [\d.]+ m?s$/);
+  }, 40_000);
+});
+
+describe("kvr drill --scenario slow-replica --master: a running Kvrocks master (the double)", () => {
+  /** The drill's keys still in the double's store. */
+  const drillKeys = (m: KvrocksMaster) => [...m.store.keys()].filter((k) => k.startsWith("kvr:drill:"));
+
+  test("before PR #3357 (a feed that blocks), cluster mode, a password: FAIL exit 1 as #3356; SETs only on keys in its slots, all deleted", async () => {
+    const slots: Array<[number, number]> = [[0, 5460], [10923, 12000]];
+    const m = await double({ password: "s3cret", slots, sendTimeoutMs: 0 });
+    const r = await runKvr(["drill", "--scenario", "slow-replica", "--master", `127.0.0.1:${m.port}`, "--write-rate", "2000", "--give-up", "6s", "--json"], {
+      env: { KVR_AUTH: "s3cret" },
+      timeoutMs: 40_000,
+    });
+    expect({ code: r.code, err: r.code === 1 ? "" : r.stderr.slice(-1500) }).toEqual({ code: 1, err: "" });
+    const res = parseResult(r.stdout);
+    expect(res.config).toMatchObject({ scenario: "slow-replica", master: `127.0.0.1:${m.port}`, sendTimeoutMs: null, writeRate: 2000, auth: true });
+    const run = res.runs[0];
+    expect(names(run)).toEqual(["master", "start-writes", "start-healthy", "attach", "stop-reading", "window-closed", "held", "release", "verify", "delete-keys"]);
+    expect(run.master).toMatchObject({ kind: "external", mode: "cluster", version: "2.10.1", pid: null });
+    expect(run.stuck.held).toBe(true);
+    expect(res.reasons[0]).toContain("the blocked-feed signature of Kvrocks #3356");
+    expect(run.release.recoveredAfterMs).not.toBeNull();
+    // the stuck replica's offset at --give-up lags the master's; it was listed then, and is gone after
+    const held = run.infoHeld;
+    const line = Object.entries(held).find(([k, v]) => /^slave\d+$/.test(k) && (v as string).includes(`port=${run.stuck.port},`))![1] as string;
+    expect(Number(/lag=(\d+)/.exec(line)![1])).toBeGreaterThan(1000);
+    expect(slavePorts(run.infoAfter)).toEqual([run.healthy.port]);
+    // the healthy replica (a kvr replica of the double) kept streaming
+    expect(run.healthy.offsetAfter).toBeGreaterThan(run.healthy.offsetBefore + 1000);
+    expect(run.healthy.link).toBe("up");
+    // the writes: 64 keys, each in a slot the node owns; no SET was refused; every key deleted
+    expect(run.writes).toMatchObject({ kind: "set", rate: 2000, error: null });
+    expect(run.writes.keys).toHaveLength(64);
+    for (const k of run.writes.keys) {
+      expect(k).toStartWith("kvr:drill:");
+      expect(slotIn(keySlot(k), slots)).toBe(true);
+    }
+    expect(run.writes.sent).toBeGreaterThan(2000 * 6);
+    expect(m.counts.moved).toBe(0);
+    const set = new Set(m.commands.filter(([c]) => c === "set").map(([, k]) => k));
+    expect([...set].sort()).toEqual([...run.writes.keys].sort());
+    expect(run.writes.deleted).toBe(64);
+    expect(drillKeys(m)).toEqual([]);
+    expect(m.commands.filter(([c]) => c === "del").map(([, k]) => k).sort()).toEqual([...run.writes.keys].sort());
+    expect(r.stdout + r.stderr).not.toContain("s3cret");
+  }, 40_000);
+
+  test("after PR #3357 (drops after 2 s unwritable), standalone; the first PSYNC of the drill's replica refused: it full-syncs first; PASS, keys deleted", async () => {
+    // The drill's replica announces its own local port as its listening port; a kvr replica its admin port.
+    let refusedOnce = 0;
+    const m = await double({ sendTimeoutMs: 2000, refusePsync: (p) => p.listeningPort === p.remotePort && !refusedOnce++ });
+    const r = await runKvr(["drill", "--scenario", "slow-replica", "--master", `127.0.0.1:${m.port}`, "--write-rate", "3000", "--budget", "6s", "--give-up", "15s", "--json"], { timeoutMs: 40_000 });
+    expect({ code: r.code, err: r.code === 0 ? "" : r.stderr.slice(-1500) }).toEqual({ code: 0, err: "" });
+    const run = parseResult(r.stdout).runs[0];
+    expect(run.master.mode).toBe("standalone");
+    expect(run.stuck.fullSync).toMatchObject({ files: 4 });
+    expect(m.counts.psyncRefused).toBeGreaterThanOrEqual(1);
+    expect(run.stuck.held).toBe(false);
+    expect(run.stuck.dropAfterWindowMs).toBeGreaterThanOrEqual(1500);
+    expect(run.stuck.dropAfterWindowMs).toBeLessThanOrEqual(6000);
+    expect(run.writes.keys).toHaveLength(64);
+    expect(run.writes.deleted).toBe(64);
+    expect(drillKeys(m)).toEqual([]);
+    expect(names(run).at(-1)).toBe("delete-keys");
+  }, 40_000);
+
+  test("SIGTERM while the drill's replica is stuck: exit 4, its keys deleted, its processes stopped", async () => {
+    const m = await double({ sendTimeoutMs: 0 });
+    const p = spawnKvr(["drill", "--scenario", "slow-replica", "--master", `127.0.0.1:${m.port}`, "--write-rate", "1000"]);
+    cleanups.push(() => p.stop("SIGKILL"));
+    const deadline = Date.now() + 20_000;
+    while (!/stop-reading:/.test(p.stderr()) && Date.now() < deadline && p.proc.exitCode === null) await Bun.sleep(50);
+    const healthy = /start-healthy: kvr replica (\S+):(\d+)/.exec(p.stderr());
+    expect(healthy).not.toBeNull();
+    expect(drillKeys(m).length).toBeGreaterThan(0);
+    expect(await p.stop("SIGTERM", 8000)).toBe(4);
+    expect(p.stderr()).toContain("interrupted by SIGTERM");
+    expect(p.stderr()).toMatch(/delete-keys: \d+ SETs written; 64 of 64 keys kvr:drill:\S+:\* deleted/);
+    expect(drillKeys(m)).toEqual([]);
+    expect(await refused(healthy![1], Number(healthy![2]))).toBe(true);
+  }, 40_000);
+
+  test("set-up problems are exit 4 naming them: a --master that is a replica, one that cannot be reached, a node owning no slots", async () => {
+    const noSlots = await double({ slots: [] });
+    const probe = await double({});
+    // A kvr replica's admin port: INFO says role:slave.
+    const dir = mkdtempSync(join(tmpdir(), "kvr-slow-replica-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const rep = spawnKvr(["replica", "--dir", dir, "--master", `127.0.0.1:${probe.port}`, "--port", "0"]);
+    cleanups.push(() => rep.stop());
+    const port = Number((await rep.waitEvent((e) => e.event === "listening")).port);
+    await rep.waitEvent((e) => e.event === "stream", 10_000);
+    const gone = await listen("127.0.0.1", 0, () => {});
+    const closed = gone.port;
+    await gone.close(0);
+    const cases: Array<[string[], RegExp]> = [
+      [["--master", `127.0.0.1:${port}`], new RegExp(`the node at 127\\.0\\.0\\.1:${port} is not a master \\(role:slave, a replica of 127\\.0\\.0\\.1:${probe.port}\\): drill its master`)],
+      [["--master", `127.0.0.1:${closed}`], new RegExp(`cannot connect to the master under test at 127\\.0\\.0\\.1:${closed}`)],
+      [["--master", `127.0.0.1:${noSlots.port}`], /owns no slots: the drill's SETs would be refused \(MOVED\)/],
+    ];
+    for (const [args, says] of cases) {
+      const r = await runKvr(["drill", "--scenario", "slow-replica", ...args, "--give-up", "5s"], { timeoutMs: 20_000 });
+      expect({ args, code: r.code }).toEqual({ args, code: 4 });
+      expect(r.stderr).toMatch(says);
+    }
   }, 40_000);
 });
