@@ -6,6 +6,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { connect, listen } from "../../lib/net/index.ts";
 import { runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { startBrokenReplica, type BrokenReplica } from "./broken-replica.ts";
+import { parseResult, refused } from "./result.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -16,21 +17,7 @@ afterEach(async () => {
 const SMALL = ["--files", "8", "--file-size", "1MiB"];
 const QUICK = [...SMALL, "--cut-at", "20%"];
 
-function parseResult(stdout: string): any {
-  const lines = stdout.trim().split("\n").filter(Boolean);
-  expect(lines.length).toBe(1); // --json: exactly one result object on stdout
-  return JSON.parse(lines[0]);
-}
 
-async function refused(host: string, port: number): Promise<boolean> {
-  try {
-    const c = await connect(host, port, { connectMs: 1000 });
-    c.destroy();
-    return false;
-  } catch (e) {
-    return (e as { code?: string }).code === "REFUSED";
-  }
-}
 
 async function freePort(): Promise<number> {
   const s = await listen("127.0.0.1", 0, () => {});
@@ -348,6 +335,31 @@ describe("kvr drill errors", () => {
     expect(r.stderr).toMatch(isRoot ? /needs iproute2/ : /needs root/);
     expect(r.stderr).toContain("use --cut stall");
   }, 20_000);
+
+  test("--help teaches both scenarios: their budget and give-up defaults, examples against a real node; kvr master's --send-timeout 0 = never", async () => {
+    const [h, m] = await Promise.all([runKvr(["drill", "--help"]), runKvr(["master", "--help"])]);
+    expect(h.code).toBe(0);
+    for (const want of [
+      "--scenario <name>",
+      "fetch-hang: SETNODES must return within this (default 6s)",
+      "slow-replica: the master must drop the stuck replica within this of its receive window closing (default 35s)",
+      "fetch-hang: stop waiting for a hung SETNODES (default 30s)",
+      "the #3356 signature (default 90s)",
+      "--recover-timeout <duration>",
+      "--no-recover",
+      "--master <host:port>",
+      "--send-timeout <duration>",
+      "KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666",
+      "KVR_AUTH=secret kvr drill --scenario slow-replica --master 10.0.0.5:6666",
+    ]) {
+      expect(h.stdout).toContain(want);
+    }
+    // the negated flag's own line, without the parser's "(default: true)"
+    const noRecover = h.stdout.split("\n").find((l) => l.trim().startsWith("--no-recover"));
+    expect(noRecover).toContain("skip the recovery phase");
+    expect(noRecover).not.toContain("(default: true)");
+    expect(m.stdout).toContain("(0 = never, as Kvrocks before PR #3357)");
+  });
 
   test("usage errors exit 2 before anything starts, naming the flag", async () => {
     const cases: Array<[string[], string]> = [

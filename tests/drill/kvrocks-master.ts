@@ -11,8 +11,9 @@
 import { formatSlotRange, keySlot, slotIn } from "../../lib/cluster/index.ts";
 import { generatedChunks, generatedFiles, type GenerateSpec } from "../../lib/master/generate.ts";
 import { listen, type Conn, type Server } from "../../lib/net/index.ts";
-import { bareLine, bulk, error, integer, OK, RespDecoder, simple } from "../../lib/resp/index.ts";
+import { bareLine, bulk, error, integer, OK, simple } from "../../lib/resp/index.ts";
 import { encodePutBatch } from "../../lib/rocksdb/index.ts";
+import { serveCommands } from "../helpers/serve.ts";
 
 export interface KvrocksMasterOptions {
   password?: string;
@@ -22,6 +23,10 @@ export interface KvrocksMasterOptions {
   sendTimeoutMs?: number;
   /** Refuse this PSYNC ("sequence out of range"): the replica full-syncs. */
   refusePsync?: (p: { seq: number; listeningPort: number; remotePort: number }) => boolean;
+  /** One feed for all replicas: a write blocked on one replica holds up every other (and, with pingWaits, PING). */
+  sharedFeed?: boolean;
+  /** PING waits for the shared feed (a master whose blocked feed holds a lock its commands need). */
+  pingWaits?: boolean;
 }
 
 export interface KvrocksMaster {
@@ -58,6 +63,20 @@ export async function startKvrocksMaster(opts: KvrocksMasterOptions = {}): Promi
   };
   const spec = (): GenerateSpec => ({ count: 1, size: 64 * 1024, seed: 3, seq: snapshotSeq });
   let server: Server | null = null;
+  /** With sharedFeed: the write in progress on any replica (the next one waits for it). */
+  let gate: Promise<void> = Promise.resolve();
+  const send = async (conn: Conn, data: Buffer) => {
+    if (!opts.sharedFeed) return conn.write(data);
+    const prev = gate;
+    let release!: () => void;
+    gate = new Promise((r) => (release = r));
+    await prev;
+    try {
+      await conn.write(data);
+    } finally {
+      release();
+    }
+  };
 
   const otherSlots = (): string => {
     if (!slots) return "";
@@ -92,14 +111,14 @@ export async function startKvrocksMaster(opts: KvrocksMasterOptions = {}): Promi
       if (cursor <= head) {
         if (cursor < first) return conn.destroy();
         const n = Math.min(head - cursor + 1, 256);
-        await conn.write(Buffer.concat(frames.slice(cursor - first, cursor - first + n)));
+        await send(conn, Buffer.concat(frames.slice(cursor - first, cursor - first + n)));
         cursor += n;
         slave.offset = cursor - 1;
         last = Date.now();
         continue;
       }
       if (Date.now() - last >= 2000) {
-        await conn.write(PING);
+        await send(conn, PING);
         last = Date.now();
         continue;
       }
@@ -115,27 +134,15 @@ export async function startKvrocksMaster(opts: KvrocksMasterOptions = {}): Promi
     }
   };
 
-  const serve = async (conn: Conn) => {
-    const dec = new RespDecoder({ inline: true });
-    let authed = !opts.password;
+  const serve = (conn: Conn) => {
     let listeningPort = 0;
-    try {
-      for (;;) {
-        const v = (await conn.read(dec)) as Buffer[];
-        const args = v.map((b) => b.toString("utf8"));
-        const cmd = args[0].toLowerCase();
-        commands.push([cmd, args[1] ?? ""]);
-        if (cmd === "auth") {
-          authed = args[1] === opts.password;
-          await conn.write(authed ? OK : error("ERR Invalid password"));
-          continue;
-        }
-        if (!authed) {
-          await conn.write(error("NOAUTH Authentication required."));
-          continue;
-        }
+    return serveCommands(
+      conn,
+      opts.password,
+      async (cmd, args) => {
         switch (cmd) {
           case "ping":
+            if (opts.pingWaits) await gate;
             await conn.write(simple("PONG"));
             break;
           case "info":
@@ -196,14 +203,14 @@ export async function startKvrocksMaster(opts: KvrocksMasterOptions = {}): Promi
             } finally {
               slaves.delete(conn);
             }
-            return;
+            return "stop";
           }
           case "_fetch_meta":
             counts.fetchMeta++;
             snapshotSeq = head;
             await conn.write(bareLine(generatedFiles(spec()).map((f) => f.name).join(",")));
             conn.end();
-            return;
+            return "stop";
           case "_fetch_file":
             for (const name of args[1].split(",")) {
               const chunks = [...generatedChunks(spec(), name)];
@@ -211,14 +218,13 @@ export async function startKvrocksMaster(opts: KvrocksMasterOptions = {}): Promi
               for (const c of chunks) await conn.write(c);
             }
             conn.end();
-            return;
+            return "stop";
           default:
             await conn.write(error(`ERR unknown command \`${args[0]}\``));
         }
-      }
-    } catch {
-      conn.destroy();
-    }
+      },
+      (cmd, args) => commands.push([cmd, args[1] ?? ""]),
+    );
   };
 
   server = await listen("127.0.0.1", 0, (c) => void serve(c), { readMs: 0, writeMs: opts.sendTimeoutMs ?? 0 });

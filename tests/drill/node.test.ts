@@ -10,17 +10,13 @@ import { connect } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
 import { cleanupAfterEach, runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { info, startMaster, startReplica, until, type Master, type Replica } from "../replica/helpers.ts";
+import { parseResult } from "./result.ts";
 
 const { defer, temp } = cleanupAfterEach();
 
 /** Quick runs: 8 × 1 MiB from A at 8 MB/s, cut at 10%. */
 const QUICK = ["--files", "8", "--file-size", "1MiB", "--rate", "8", "--cut-at", "10%"];
 
-function parseResult(stdout: string): any {
-  const lines = stdout.trim().split("\n").filter(Boolean);
-  expect(lines.length).toBe(1);
-  return JSON.parse(lines[0]);
-}
 
 /** One command on a fresh connection to the node's admin port (AUTH first with `pw`). */
 async function nodeCmd(port: number, args: string[], pw?: string): Promise<RespValue> {

@@ -10,30 +10,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { keySlot, slotIn } from "../../lib/cluster/index.ts";
-import { connect, listen } from "../../lib/net/index.ts";
+import { listen } from "../../lib/net/index.ts";
 import { runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { startKvrocksMaster, type KvrocksMaster, type KvrocksMasterOptions } from "./kvrocks-master.ts";
+import { parseResult, refused } from "./result.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function parseResult(stdout: string): any {
-  const lines = stdout.trim().split("\n").filter(Boolean);
-  expect(lines.length).toBe(1); // --json: exactly one result object on stdout
-  return JSON.parse(lines[0]);
-}
 
-async function refused(host: string, port: number): Promise<boolean> {
-  try {
-    const c = await connect(host, port, { connectMs: 1000 });
-    c.destroy();
-    return false;
-  } catch (e) {
-    return (e as { code?: string }).code === "REFUSED";
-  }
-}
 
 async function double(opts: KvrocksMasterOptions): Promise<KvrocksMaster> {
   const m = await startKvrocksMaster(opts);
@@ -183,6 +170,24 @@ describe("kvr drill --scenario slow-replica --master: a running Kvrocks master (
     expect(run.writes.deleted).toBe(64);
     expect(drillKeys(m)).toEqual([]);
     expect(names(run).at(-1)).toBe("delete-keys");
+  }, 40_000);
+
+  test("a master whose blocked feed holds up every replica and PING: FAIL naming the PING stall and the healthy replica's stall too", async () => {
+    const m = await double({ sendTimeoutMs: 0, sharedFeed: true, pingWaits: true });
+    const r = await runKvr(["drill", "--scenario", "slow-replica", "--master", `127.0.0.1:${m.port}`, "--write-rate", "2000", "--give-up", "8s", "--json"], { timeoutMs: 40_000 });
+    expect({ code: r.code, err: r.code === 1 ? "" : r.stderr.slice(-1500) }).toEqual({ code: 1, err: "" });
+    const res = parseResult(r.stdout);
+    const run = res.runs[0];
+    expect(run.stuck.held).toBe(true);
+    expect(run.ping.longestGapMs).toBeGreaterThan(5000);
+    expect(run.healthy.longestStallMs).toBeGreaterThan(5000);
+    expect(res.reasons).toHaveLength(3);
+    expect(res.reasons[0]).toContain("the blocked-feed signature of Kvrocks #3356");
+    expect(res.reasons[1]).toMatch(/^PING on the master went unanswered for [\d.]+ s \(a stall: over 2\.00 s\)$/);
+    expect(res.reasons[2]).toMatch(/^the healthy replica's offset stood still for [\d.]+ s while the master's was ahead \(over 5\.00 s\)$/);
+    // released: the blocked write fails, the feed and PING go on
+    expect(run.release.recoveredAfterMs).not.toBeNull();
+    expect(run.writes.deleted).toBe(64);
   }, 40_000);
 
   test("SIGTERM while the drill's replica is stuck: exit 4, its keys deleted, its processes stopped", async () => {
