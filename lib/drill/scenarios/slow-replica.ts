@@ -176,6 +176,7 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
       const s = await attachStuck(ctx, m.addr, cfg.auth, m.dbName);
       s.conn.pauseReading(); // stop at once: what follows is the stop-reading phase
       const sock = SocketWatch.create(s.conn);
+      if (typeof sock !== "string") ctx.cleanup.add("closing the socket table watch", () => sock.close());
       const listed = await waitListed(mon, s.marker, 3000);
       if (!listed.found && (typeof sock === "string" || !sock.masterLocal)) {
         throw new DrillError(
@@ -193,7 +194,6 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
   const { s: stuck } = att;
   const sock = typeof att.sock === "string" ? null : att.sock;
   if (!sock) ctx.log(`the receive window is not measured: ${att.sock}`);
-  ctx.cleanup.add("closing the socket table watch", () => sock?.close());
   const infoBefore = att.listed.info;
 
   // ---- stop reading: watch the window, the drop, PING, the healthy replica ----
