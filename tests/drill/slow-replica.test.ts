@@ -62,12 +62,12 @@ describe("kvr drill --scenario slow-replica against the kvr master it starts", (
     expect(s.masterSendQ).toBeGreaterThan(256 * 1024);
     expect(["the master closed its end of the connection", "INFO replication no longer lists it"]).toContain(s.droppedHow);
     expect(res.latency).toMatchObject({ of: "drop", n: 1, hung: 0, min: s.dropAfterWindowMs });
-    // PING on the master throughout
-    expect(run.ping.sent).toBeGreaterThan(20);
-    expect(run.ping.longestGapMs).toBeLessThan(1000);
+    // PING on the master throughout, never 2 s without an answer (the verdict's stall)
+    expect(run.ping.answered).toBeGreaterThanOrEqual(5);
+    expect(run.ping.longestGapMs).toBeLessThan(2000);
     // the healthy replica advanced throughout and still streams
     expect(run.healthy.offsetAfter).toBeGreaterThan(run.healthy.offsetBefore + 10_000);
-    expect(run.healthy.longestStallMs).toBeLessThan(2000);
+    expect(run.healthy.longestStallMs).toBeLessThan(3000);
     expect(run.healthy.link).toBe("up");
     // INFO replication before (both replicas) and after (the healthy one only)
     expect(slavePorts(run.infoBefore).sort()).toEqual([run.healthy.port, s.port].sort());
@@ -97,10 +97,10 @@ describe("kvr drill --scenario slow-replica against the kvr master it starts", (
     expect(Number(rec![1]) * (rec![2] === "s" ? 1000 : 1)).toBeLessThan(3000);
     const healthy = /healthy replica: +offset (\d+) → (\d+) \(\+\d+\), longest stall ([\d.]+) (ms|s)/.exec(out)!;
     expect(Number(healthy[2])).toBeGreaterThan(Number(healthy[1]) + 10_000);
-    expect(Number(healthy[3]) * (healthy[4] === "s" ? 1000 : 1)).toBeLessThan(2000);
+    expect(Number(healthy[3]) * (healthy[4] === "s" ? 1000 : 1)).toBeLessThan(3000);
     const gap = /longest PING gap: ([\d.]+) ms/.exec(out);
     expect(gap).not.toBeNull();
-    expect(Number(gap![1])).toBeLessThan(1000);
+    expect(Number(gap![1])).toBeLessThan(2000);
     const last = out.trim().split("\n").pop()!;
     expect(last).toStartWith("FAIL — the master still held the stuck replica's connection at --give-up 8.00 s");
     expect(last).toContain("the blocked-feed signature of Kvrocks #3356");
@@ -174,12 +174,14 @@ describe("kvr drill --scenario slow-replica --master: a running Kvrocks master (
 
   test("a master whose blocked feed holds up every replica and PING: FAIL naming the PING stall and the healthy replica's stall too", async () => {
     const m = await double({ sendTimeoutMs: 0, sharedFeed: true, pingWaits: true });
-    const r = await runKvr(["drill", "--scenario", "slow-replica", "--master", `127.0.0.1:${m.port}`, "--write-rate", "2000", "--give-up", "8s", "--json"], { timeoutMs: 40_000 });
+    // Writes fast enough to fill the stuck replica's buffers within a few seconds even on a loaded
+    // machine, and a --give-up that leaves the feed blocked well over 5 s after that.
+    const r = await runKvr(["drill", "--scenario", "slow-replica", "--master", `127.0.0.1:${m.port}`, "--write-rate", "4000", "--give-up", "12s", "--json"], { timeoutMs: 40_000 });
     expect({ code: r.code, err: r.code === 1 ? "" : r.stderr.slice(-1500) }).toEqual({ code: 1, err: "" });
     const res = parseResult(r.stdout);
     const run = res.runs[0];
     expect(run.stuck.held).toBe(true);
-    expect(run.ping.longestGapMs).toBeGreaterThan(5000);
+    expect(run.ping.longestGapMs).toBeGreaterThan(2000);
     expect(run.healthy.longestStallMs).toBeGreaterThan(5000);
     expect(res.reasons).toHaveLength(3);
     expect(res.reasons[0]).toContain("the blocked-feed signature of Kvrocks #3356");
