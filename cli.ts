@@ -54,7 +54,7 @@ cli
   .option("--fault <spec>", "Fault to inject: kind[:key=value,...] (repeatable; see below)")
   .option("--seq <n>", "The checkpoint's sequence number (never 0; default from the checkpoint, else 100)")
   .option("--heartbeat <duration>", "Interval of 'ping' heartbeats on a PSYNC stream", { default: "2s" })
-  .option("--send-timeout <duration>", "Drop a client that does not read for this long", { default: "30s" })
+  .option("--send-timeout <duration>", "Drop a client that does not read for this long once its send buffer is full (0 = never, as Kvrocks before PR #3357)", { default: "30s" })
   .option("--idle-timeout <duration>", "Drop a client that sends no command for this long (0 = never)", { default: "300s" })
   .option("--write-rate <n/s>", "Produce this many WriteBatches per second for PSYNC streams (0 = none); deterministic: the same --seq and seed give the same history", { default: "0" })
   .option("--write-total <n>", "Stop writing after this many batches (0 = never)", { default: "0" })
@@ -158,36 +158,54 @@ cli
   .action(action("setnodes"));
 
 cli
-  .command("drill", "Reproduce the Kvrocks hang end to end (master cut mid full sync, SETNODES) and give a verdict")
-  .option("--cut <mode>", "stall (app level: no FIN/RST) | netns (kernel level, needs root + iproute2)", { default: "stall" })
-  .option("--cut-at <fraction>", "Cut once this share of the checkpoint was served", { default: "30%" })
-  .option("--switch-to <role>", "replica (move to master B) | master", { default: "replica" })
-  .option("--new-master <kind>", "kvr (a second kvr master) | blackhole (an address that never answers)", { default: "kvr" })
-  .option("--budget <duration>", "SETNODES must return within this", { default: "6s" })
-  .option("--give-up <duration>", "Stop waiting for a hung SETNODES after this", { default: "30s" })
-  .option("--replica <host:port>", "Drill this running node (Kvrocks in cluster mode) instead of a kvr replica")
-  .option("--auth <pw>", "Password of the node under test (or env KVR_AUTH)")
-  .option("--masters-auth <pw>", "Password masters A and B require: the node's masterauth (or env KVR_MASTERS_AUTH; default: --auth, as a cluster shares one password; '' for none)")
-  .option("--a-psync <mode>", "refuse: master A refuses every PSYNC, so the node always full-syncs from it | accept: A takes a PSYNC inside its window like a Kvrocks master (a node holding A's data then streams: the drill stops, exit 4)", { default: "refuse" })
-  .option("--keep", "Leave a --replica node as the drill left it (default: put its topology back at the end, as a new version)")
-  .option("--advertise-host <host>", "Address the node under test reaches the masters at", { default: "127.0.0.1" })
-  .option("--files <n>", "Generated checkpoint: number of files", { default: "64" })
-  .option("--file-size <size>", "Generated checkpoint: size of each file", { default: "2MiB" })
-  .option("--rate <MB/s>", "Master A's rate limit in MiB/s as Kvrocks counts MB (default: a full sync takes ~10 s)")
-  .option("--read-timeout <duration>", "The kvr replica's read deadline (and kvr guard's, with --guard)", { default: "3s" })
-  .option("--repeat <n>", "Run the drill n times; report min/median/p99 SETNODES latency", { default: "1" })
-  .option("--guard", "Run kvr guard on the node under test (with --read-timeout) and report what it destroyed")
-  .example("  kvr drill")
+  .command("drill", "Reproduce a Kvrocks replication incident end to end and give a verdict (fetch-hang, slow-replica)")
+  .usage("drill [--scenario fetch-hang|slow-replica] [options]")
+  .option("--scenario <name>", "fetch-hang: master cut mid full sync, then SETNODES (default) | slow-replica: a replica that stops reading, does the master drop it (Kvrocks #3356)")
+  .option("--budget <duration>", "fetch-hang: SETNODES must return within this (default 6s) | slow-replica: the master must drop the stuck replica within this of its receive window closing (default 35s)")
+  .option("--give-up <duration>", "fetch-hang: stop waiting for a hung SETNODES (default 30s) | slow-replica: a connection still held this long after it stopped reading is the #3356 signature (default 90s)")
+  .option("--auth <pw>", "Password of the node under test (or env KVR_AUTH); slow-replica: of --master (or of the kvr master it starts)")
+  .option("--repeat <n>", "Run the drill n times; report min/median/p99 of the latency (SETNODES reply, or the drop)", { default: "1" })
+  .option("--cut <mode>", "fetch-hang: stall (app level: no FIN/RST) | netns (kernel level, needs root + iproute2) (default: stall)")
+  .option("--cut-at <fraction>", "fetch-hang: cut once this share of the checkpoint was served (default: 30%)")
+  .option("--switch-to <role>", "fetch-hang: replica (move to master B) | master (default: replica)")
+  .option("--new-master <kind>", "fetch-hang: kvr (a second kvr master) | blackhole (an address that never answers: the node cannot recover, use --no-recover) (default: kvr)")
+  .option("--replica <host:port>", "fetch-hang: drill this running node (Kvrocks in cluster mode) instead of a kvr replica")
+  .option("--masters-auth <pw>", "fetch-hang: password masters A and B require: the node's masterauth (or env KVR_MASTERS_AUTH; default: --auth, as a cluster shares one password; '' for none)")
+  .option("--a-psync <mode>", "fetch-hang: refuse: master A refuses every PSYNC, so the node always full-syncs from it | accept: A takes a PSYNC inside its window like a Kvrocks master (a node holding A's data then streams: the drill stops, exit 4) (default: refuse)")
+  .option("--keep", "fetch-hang: leave a --replica node as the drill left it (default: put its topology back at the end, as a new version)")
+  .option("--advertise-host <host>", "fetch-hang: address the node under test reaches the masters at (default: 127.0.0.1)")
+  .option("--files <n>", "fetch-hang: generated checkpoint, number of files (default: 64)")
+  .option("--file-size <size>", "fetch-hang: generated checkpoint, size of each file (default: 2MiB)")
+  .option("--rate <MB/s>", "fetch-hang: master A's rate limit in MiB/s as Kvrocks counts MB (default: a full sync takes ~10 s)")
+  .option("--read-timeout <duration>", "fetch-hang: the kvr replica's read deadline (and kvr guard's, with --guard) (default: 3s)")
+  .option("--guard", "fetch-hang: run kvr guard on the node under test (with --read-timeout) and report what it destroyed")
+  .option("--recover-timeout <duration>", "fetch-hang: after SETNODES, wait this long for the node to stream from master B (default: 60s)")
+  .option("--no-recover", "fetch-hang: skip the recovery phase (SETNODES and INFO only)")
+  .option("--master <host:port>", "slow-replica: drill this running master (Kvrocks, cluster or standalone) instead of a kvr master")
+  .option("--send-timeout <duration>", "slow-replica: the kvr master's --send-timeout (0 = never drop: a master before Kvrocks PR #3357) (default: 30s)")
+  .option("--write-rate <n/s>", "slow-replica: WriteBatches/s of the kvr master (default 20000), or SETs/s of 1 KiB on --master keys kvr:drill:* (default 2000; 0 = none)")
+  .example("  kvr drill                                   # fetch-hang on a kvr replica")
   .example("  kvr drill --cut netns --repeat 5 --json")
   .example("  KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1")
   .example("  KVR_AUTH=secret KVR_MASTERS_AUTH=other kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1 --keep")
   .example("  kvr drill --replica 127.0.0.1:6666 --guard        # does kvr guard rescue this build? (run on the node's host)")
+  .example("  kvr drill --scenario slow-replica --send-timeout 3s   # a kvr master that drops a stuck replica after 3 s")
+  .example("  kvr drill --scenario slow-replica --send-timeout 0 --give-up 10s   # a master before #3357: FAIL")
+  .example("  KVR_AUTH=secret kvr drill --scenario slow-replica --master 10.0.0.5:6666      # a running Kvrocks master (staging)")
   .example(
-    "\nA --replica node's topology is read before the drill and put back at the end of every run, pass or fail\n" +
-      "  (CLUSTERX SETNODES with the version after the drill's last); --keep leaves it as the drill left it.\n" +
-      "Exit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open), 2 usage, 4 the drill\n" +
-      "  could not run (the node unreachable or not in cluster mode, its AUTH to A refused, no connection from it\n" +
-      "  to A, a PSYNC into A's stream instead of a full sync)",
+    "\nfetch-hang: master A cut mid full sync, SETNODES moving the node to master B must return within --budget while it\n" +
+      "  answers PING; then the node must stream from B (master_link_status:up, offset ≥ B's checkpoint) within\n" +
+      "  --recover-timeout. A --replica node's topology is read before the drill and put back at the end of every run,\n" +
+      "  pass or fail (CLUSTERX SETNODES with the version after the drill's last); --keep leaves it as the drill left it.\n" +
+      "slow-replica: the drill follows the master's stream as a replica, then stops reading (socket kept open) while\n" +
+      "  writes go on and a healthy kvr replica streams from the same master. PASS: the master drops the stuck replica\n" +
+      "  within --budget of its receive window closing, PING and the healthy replica never stall. FAIL: still held at\n" +
+      "  --give-up (the #3356 blocked-feed signature; the drill then closes its socket and times the master's recovery).\n" +
+      "  On --master it SETs keys kvr:drill:<run>:<n> (in slots the node owns) and deletes them at the end.\n" +
+      "Exit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open, no recovery; a stuck replica\n" +
+      "  held, PING or the healthy replica stalled), 2 usage, 4 the drill could not run (the node unreachable, not in\n" +
+      "  cluster mode or not a master, its AUTH to A refused, no connection from it to A, a PSYNC into A's stream\n" +
+      "  instead of a full sync, writes refused)",
   )
   .action(action("drill"));
 
@@ -276,7 +294,7 @@ cli.help((sections) =>
     if (sec.title !== "Options") return sec;
     let body = sec.body
       .split("\n")
-      .map((l) => (l.includes("--no-color") ? l.replace(" (default: true)", "") : l).trimEnd())
+      .map((l) => (/--no-(color|recover)\b/.test(l) ? l.replace(" (default: true)", "") : l).trimEnd())
       .join("\n");
     // cac hides command options named "version" from help; setnodes has one (the topology version).
     if (cli.matchedCommandName === "setnodes" && !body.includes("--version <n>")) {

@@ -4,3 +4,4 @@ export * from "./clusterx.ts";
 export * from "./nodes.ts";
 export * from "./info.ts";
 export * from "./edit.ts";
+export * from "./slot.ts";

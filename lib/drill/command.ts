@@ -1,17 +1,16 @@
 /**
- * kvr drill — the Kvrocks incident end to end with a verdict: master A cut mid full sync,
- * SETNODES moving the replica under test away must return within --budget while the node keeps
- * answering PING. Exit 0 PASS, 1 FAIL, 2 usage, 4 the drill could not run.
+ * kvr drill — a Kvrocks replication incident end to end with a verdict (--scenario: fetch-hang,
+ * slow-replica; see scenarios/), --repeat times, everything it started removed on every path.
+ * Exit 0 PASS, 1 FAIL, 2 usage, 4 the drill could not run.
  */
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
-import { formatBytes, formatMs } from "../ui/units.ts";
 import { Cleanup } from "./cleanup.ts";
 import { DrillError } from "./errors.ts";
 import { checkNetnsSupport } from "./netns.ts";
-import { parseDrillOptions, type DrillConfig } from "./options.ts";
+import { parseDrillOptions } from "./options.ts";
 import { latencyStats, phaseLine, printRun, printStats, resultObject, verdictLine } from "./report.ts";
-import { runOnce, type RunResult } from "./scenario.ts";
+import { headerOf, runOnce, stopsRepeat, type RunResult } from "./scenarios/index.ts";
 
 /** Run `kvr drill` with cac options; returns the exit code. */
 export async function run(opts: Record<string, unknown>, out: Output): Promise<number> {
@@ -33,8 +32,8 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
   const runs: RunResult[] = [];
   let error: string | null = null;
   try {
-    header(out, cfg);
-    if (cfg.cut === "netns") await checkNetnsSupport();
+    out.print(out.c.bold("kvr drill") + " " + headerOf(cfg));
+    if (cfg.scenario === "fetch-hang" && cfg.cut === "netns") await checkNetnsSupport();
     for (let i = 1; i <= cfg.repeat; i++) {
       if (cfg.repeat > 1) out.print(out.c.bold(`run ${i}/${cfg.repeat}`));
       try {
@@ -49,8 +48,9 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
         });
         runs.push(r);
         printRun(out, cfg, r);
-        if (r.setnodes.hung && i < cfg.repeat) {
-          out.warn(`SETNODES hung in run ${i}: the remaining runs are skipped`);
+        const why = stopsRepeat(r);
+        if (why && i < cfg.repeat) {
+          out.warn(`${why} in run ${i}: the remaining runs are skipped`);
           break;
         }
       } finally {
@@ -81,13 +81,4 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
   out.print(verdictLine(out, runs, pass));
   out.result(resultObject(cfg, runs, pass ? "PASS" : "FAIL", code, null));
   return code;
-}
-
-function header(out: Output, cfg: DrillConfig): void {
-  const target = cfg.replica ? `node ${cfg.replica.host}:${cfg.replica.port}` : "a kvr replica";
-  const to = cfg.switchTo === "master" ? "make it a master" : `move it to master B (${cfg.newMaster === "blackhole" ? "an address that never answers" : "kvr master"})`;
-  out.print(
-    out.c.bold("kvr drill") +
-      ` — ${target}: full sync of ${cfg.files} × ${formatBytes(cfg.fileSize)} from A at ${cfg.rateMBps} MB/s, cut (${cfg.cut}) at ${Math.round(cfg.cutAt * 100)}%, then SETNODES to ${to}; budget ${formatMs(cfg.budgetMs)}, give up after ${formatMs(cfg.giveUpMs)}`,
-  );
 }

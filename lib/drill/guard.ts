@@ -7,6 +7,7 @@ import { spawnSelf, type Child } from "./children.ts";
 import type { Cleanup } from "./cleanup.ts";
 import { DrillError } from "./errors.ts";
 import { addrText, type NodeAddr } from "./node.ts";
+import { formatMs } from "../ui/units.ts";
 
 /** One socket the guard destroyed. */
 export interface GuardAction {
@@ -65,4 +66,13 @@ export function guardReport(g: DrillGuard, runStartedAt: number): GuardReport {
       atMs: Date.parse(String(e.ts)) - runStartedAt,
     }));
   return { pid: g.child.pid, readTimeoutMs: g.readTimeoutMs, actions, unresponsive: g.child.events.filter((e) => e.event === "node-unresponsive").length };
+}
+
+/** What kvr guard did in a run, in one line. */
+export function guardLine(g: GuardReport): string {
+  const done = g.actions.filter((a) => a.destroyed);
+  if (g.actions.length === 0) return `destroyed nothing (read timeout ${formatMs(g.readTimeoutMs)})`;
+  const each = g.actions.map((a) => `${a.local} → ${a.remote} at +${(a.atMs / 1000).toFixed(2)}s, idle ${formatMs(a.idleMs)}${a.destroyed ? "" : " (failed)"}`);
+  const why = [...new Set(g.actions.map((a) => (a.why === "syncing" ? "node syncing" : "node not answering")))].join(", ");
+  return `destroyed ${done.length} socket(s) of the node to its master (${why}): ${each.join("; ")}`;
 }

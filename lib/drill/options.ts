@@ -6,8 +6,21 @@ export type CutMode = "stall" | "netns";
 export type SwitchTo = "replica" | "master";
 export type NewMaster = "kvr" | "blackhole";
 export type APsync = "refuse" | "accept";
+export type ScenarioName = "fetch-hang" | "slow-replica";
+
+/** Per-scenario defaults of --budget and --give-up (documented in --help and the README). */
+export const SCENARIO_DEFAULTS: Record<ScenarioName, { budget: string; giveUp: string }> = {
+  // Kvrocks' acceptance test: SETNODES within 6 s.
+  "fetch-hang": { budget: "6s", giveUp: "30s" },
+  // A master with replication-send-timeout-ms (30 s) drops the replica: 30 s plus margin.
+  "slow-replica": { budget: "35s", giveUp: "90s" },
+};
+
+/** --write-rate defaults of slow-replica: WriteBatches/s of the kvr master it starts; SETs/s of 1 KiB on a --master node. */
+export const WRITE_RATE_DEFAULTS = { kvr: 20_000, node: 2000 } as const;
 
 export interface DrillConfig {
+  scenario: ScenarioName;
   cut: CutMode;
   /** Fraction 0 < f ≤ 1 of A's checkpoint bytes served before the cut. */
   cutAt: number;
@@ -36,6 +49,15 @@ export interface DrillConfig {
   repeat: number;
   /** Run `kvr guard` on the node under test for the drill's duration (--guard). */
   guard: boolean;
+  /** fetch-hang: after SETNODES, wait until the node streams from B (false: --no-recover). */
+  recover: boolean;
+  recoverTimeoutMs: number;
+  /** slow-replica: the master to drill (a running node); null = start a kvr master. */
+  master: NodeAddr | null;
+  /** slow-replica: the kvr master's --send-timeout (0 = never drop); null with --master (the node's own setting). */
+  sendTimeoutMs: number | null;
+  /** slow-replica: WriteBatches/s of the kvr master, or SETs/s of 1 KiB on a --master node (0 = none). */
+  writeRate: number;
 }
 
 /** Target duration of a full sync from A at the default rate. */
@@ -64,6 +86,8 @@ function single(flag: string, v: unknown): unknown {
 /** Parse the cac options of `kvr drill`. */
 export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
   const g = (k: string, flag: string, dflt: string) => String(single(flag, o[k]) ?? dflt);
+  const scenario = oneOf("scenario", g("scenario", "scenario", "fetch-hang"), ["fetch-hang", "slow-replica"] as const);
+  checkScenarioFlags(o, scenario);
   const files = parseIntFlag("files", g("files", "files", "64"), 1, 100_000);
   const fileSize = parseSize("file-size", g("fileSize", "file-size", "2MiB"));
   if (fileSize < 1) throw new UsageError("--file-size: must be at least 1 byte");
@@ -77,8 +101,10 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
     if (!/^\d+(\.\d+)?$/.test(s) || Number(s) <= 0) throw new UsageError(`--rate: '${s}' is not a positive number of MB/s (example: 12.5)`);
     rateMBps = Number(s);
   }
-  const budgetMs = parseDuration("budget", g("budget", "budget", "6s"));
-  const giveUpMs = parseDuration("give-up", g("giveUp", "give-up", "30s"));
+  const dflt = SCENARIO_DEFAULTS[scenario];
+  const giveUpMs = parseDuration("give-up", g("giveUp", "give-up", dflt.giveUp));
+  // A --give-up below the default budget (a short drill) brings the budget down with it.
+  const budgetMs = o.budget === undefined ? Math.min(parseDuration("budget", dflt.budget), giveUpMs) : parseDuration("budget", g("budget", "budget", dflt.budget));
   if (budgetMs <= 0) throw new UsageError("--budget: must be more than 0");
   if (giveUpMs < budgetMs) throw new UsageError(`--give-up (${giveUpMs} ms) must be at least --budget (${budgetMs} ms)`);
   const replicaRaw = single("replica", o.replica);
@@ -94,7 +120,18 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
   if (newMaster === "blackhole" && !/^\d+\.\d+\.\d+\.\d+$/.test(advertiseHost)) {
     throw new UsageError(`--new-master blackhole needs an IPv4 --advertise-host (got '${advertiseHost}')`);
   }
+  const masterRaw = single("master", o.master);
+  const master = masterRaw === undefined ? null : parseHostPort("master", masterRaw);
+  if (master && o.sendTimeout !== undefined) {
+    throw new UsageError("--send-timeout sets the kvr master the drill starts; a --master node has its own (Kvrocks: replication-send-timeout-ms)");
+  }
+  const sendTimeoutMs = master ? null : parseDuration("send-timeout", g("sendTimeout", "send-timeout", "30s"));
+  const writeRate =
+    o.writeRate === undefined ? (master ? WRITE_RATE_DEFAULTS.node : WRITE_RATE_DEFAULTS.kvr) : parseIntFlag("write-rate", single("write-rate", o.writeRate), 0, 1_000_000);
+  const recoverTimeoutMs = parseDuration("recover-timeout", g("recoverTimeout", "recover-timeout", "60s"));
+  if (recoverTimeoutMs <= 0) throw new UsageError("--recover-timeout: must be more than 0");
   return {
+    scenario,
     cut,
     cutAt: parseFraction("cut-at", g("cutAt", "cut-at", "30%")),
     switchTo: oneOf("switch-to", g("switchTo", "switch-to", "replica"), ["replica", "master"] as const),
@@ -114,5 +151,41 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
     readTimeoutMs: parseDuration("read-timeout", g("readTimeout", "read-timeout", "3s")),
     repeat: parseIntFlag("repeat", g("repeat", "repeat", "1"), 1, 1000),
     guard: !!o.guard,
+    recover: o.recover !== false,
+    recoverTimeoutMs,
+    master,
+    sendTimeoutMs,
+    writeRate,
   };
+}
+
+/** Flags that only one scenario reads (cac names), with that scenario. */
+const SCENARIO_FLAGS: Array<[string, string, ScenarioName]> = [
+  ["cut", "--cut", "fetch-hang"],
+  ["cutAt", "--cut-at", "fetch-hang"],
+  ["switchTo", "--switch-to", "fetch-hang"],
+  ["newMaster", "--new-master", "fetch-hang"],
+  ["replica", "--replica", "fetch-hang"],
+  ["mastersAuth", "--masters-auth", "fetch-hang"],
+  ["aPsync", "--a-psync", "fetch-hang"],
+  ["keep", "--keep", "fetch-hang"],
+  ["files", "--files", "fetch-hang"],
+  ["fileSize", "--file-size", "fetch-hang"],
+  ["rate", "--rate", "fetch-hang"],
+  ["readTimeout", "--read-timeout", "fetch-hang"],
+  ["guard", "--guard", "fetch-hang"],
+  ["advertiseHost", "--advertise-host", "fetch-hang"],
+  ["recover", "--no-recover", "fetch-hang"],
+  ["recoverTimeout", "--recover-timeout", "fetch-hang"],
+  ["master", "--master", "slow-replica"],
+  ["sendTimeout", "--send-timeout", "slow-replica"],
+  ["writeRate", "--write-rate", "slow-replica"],
+];
+
+/** A flag of the other scenario is a usage error (it would be silently ignored). */
+function checkScenarioFlags(o: Record<string, unknown>, scenario: ScenarioName): void {
+  for (const [key, flag, owner] of SCENARIO_FLAGS) {
+    const given = key === "recover" ? o.recover === false : o[key] !== undefined;
+    if (given && owner !== scenario) throw new UsageError(`${flag} applies to --scenario ${owner}, not ${scenario}`);
+  }
 }

@@ -47,15 +47,25 @@ export async function openTarget(ctx: RunContext, addr: NodeAddr, what: string):
 
 /** The node given with --replica, or a kvr replica started on free ports (its passwords from the environment). */
 export async function startTarget(ctx: RunContext): Promise<Target> {
-  const { cfg, cleanup } = ctx;
+  const { cfg } = ctx;
   if (cfg.replica) return { kind: "external", addr: cfg.replica };
-  const dir = mkdtempSync(join(tmpdir(), "kvr-drill-replica-"));
-  cleanup.add("removing the replica's directory", () => rmSync(dir, { recursive: true, force: true }));
   const env = { KVR_REQUIREPASS: cfg.auth ?? "", KVR_MASTERAUTH: cfg.mastersAuth ?? "" };
-  const child = spawnSelf("replica", ["replica", "--dir", dir, "--bind", "127.0.0.1", "--port", "0", "--read-timeout", `${cfg.readTimeoutMs}ms`], { env });
-  cleanup.add("stopping the replica", () => child.stop());
+  const r = await spawnReplica(ctx, "replica", ["--read-timeout", `${cfg.readTimeoutMs}ms`], env);
+  return { kind: "kvr", addr: r.addr, child: r.child };
+}
+
+/**
+ * Start `kvr replica` on a free admin port of 127.0.0.1 with a temporary --dir (plus `args`);
+ * the child and its directory are removed by the run's cleanup.
+ */
+export async function spawnReplica(ctx: RunContext, name: string, args: string[], env: Record<string, string>): Promise<{ child: Child; addr: NodeAddr; dir: string }> {
+  const { cleanup } = ctx;
+  const dir = mkdtempSync(join(tmpdir(), "kvr-drill-replica-"));
+  cleanup.add(`removing the ${name}'s directory`, () => rmSync(dir, { recursive: true, force: true }));
+  const child = spawnSelf(name, ["replica", "--dir", dir, "--bind", "127.0.0.1", "--port", "0", ...args], { env });
+  cleanup.add(`stopping the ${name}`, () => child.stop());
   const l = await waitListening(child);
-  return { kind: "kvr", addr: { host: "127.0.0.1", port: l.port }, child };
+  return { child, addr: { host: "127.0.0.1", port: l.port }, dir };
 }
 
 export interface Joined {

@@ -25,10 +25,16 @@ export interface TcpSocket {
   inode: number;
   /** Bytes received and not yet read by the owning process (Recv-Q). */
   recvQ: number;
+  /** Bytes written by the owning process and not yet acknowledged by the peer (Send-Q). */
+  sendQ: number;
   /** Milliseconds since data was last received (tcpi_last_data_recv); null without tcp_info. */
   lastRecvMs: number | null;
   /** Bytes received over the socket's life (tcpi_bytes_received); null when the kernel does not report it. */
   bytesReceived: number | null;
+  /** The receive window the peer offered last (tcpi_snd_wnd); null when the kernel does not report it. */
+  sndWnd: number | null;
+  /** The receive window this socket advertised last (tcpi_rcv_wnd, Linux 6.2+); 0 = the peer may send nothing; null when not reported. */
+  rcvWnd: number | null;
   /** The kernel's id of the socket (addresses, ports, interface, cookie): what destroy() names. */
   readonly id: Uint8Array;
 }
@@ -90,6 +96,8 @@ const REQ_LEN = 72;
 const MSG_LEN = 72;
 const TI_LAST_DATA_RECV = 52;
 const TI_BYTES_RECEIVED = 128;
+const TI_SND_WND = 228;
+const TI_RCV_WND = 232;
 
 let libc: ReturnType<typeof load> | null = null;
 function load() {
@@ -253,6 +261,8 @@ function parseMsg(buf: Uint8Array, v: DataView, off: number, end: number): TcpSo
   const dst = buf.subarray(off + 24, off + 24 + alen);
   let lastRecvMs: number | null = null;
   let bytesReceived: number | null = null;
+  let sndWnd: number | null = null;
+  let rcvWnd: number | null = null;
   let a = off + MSG_LEN;
   while (a + 4 <= end) {
     const len = v.getUint16(a, true);
@@ -261,6 +271,8 @@ function parseMsg(buf: Uint8Array, v: DataView, off: number, end: number): TcpSo
     if (type === INET_DIAG_INFO) {
       if (len >= 4 + TI_LAST_DATA_RECV + 4) lastRecvMs = v.getUint32(a + 4 + TI_LAST_DATA_RECV, true);
       if (len >= 4 + TI_BYTES_RECEIVED + 8) bytesReceived = Number(v.getBigUint64(a + 4 + TI_BYTES_RECEIVED, true));
+      if (len >= 4 + TI_SND_WND + 4) sndWnd = v.getUint32(a + 4 + TI_SND_WND, true);
+      if (len >= 4 + TI_RCV_WND + 4) rcvWnd = v.getUint32(a + 4 + TI_RCV_WND, true);
     }
     a += (len + 3) & ~3;
   }
@@ -271,8 +283,11 @@ function parseMsg(buf: Uint8Array, v: DataView, off: number, end: number): TcpSo
     remote: { host: formatIp(dst), port: dport },
     inode: v.getUint32(off + 68, true),
     recvQ: v.getUint32(off + 56, true),
+    sendQ: v.getUint32(off + 60, true),
     lastRecvMs,
     bytesReceived,
+    sndWnd,
+    rcvWnd,
     id: buf.slice(off + 4, off + 4 + 48),
   };
 }

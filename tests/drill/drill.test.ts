@@ -6,6 +6,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { connect, listen } from "../../lib/net/index.ts";
 import { runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { startBrokenReplica, type BrokenReplica } from "./broken-replica.ts";
+import { parseResult, refused } from "./result.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -16,21 +17,7 @@ afterEach(async () => {
 const SMALL = ["--files", "8", "--file-size", "1MiB"];
 const QUICK = [...SMALL, "--cut-at", "20%"];
 
-function parseResult(stdout: string): any {
-  const lines = stdout.trim().split("\n").filter(Boolean);
-  expect(lines.length).toBe(1); // --json: exactly one result object on stdout
-  return JSON.parse(lines[0]);
-}
 
-async function refused(host: string, port: number): Promise<boolean> {
-  try {
-    const c = await connect(host, port, { connectMs: 1000 });
-    c.destroy();
-    return false;
-  } catch (e) {
-    return (e as { code?: string }).code === "REFUSED";
-  }
-}
 
 async function freePort(): Promise<number> {
   const s = await listen("127.0.0.1", 0, () => {});
@@ -64,11 +51,11 @@ describe("kvr drill against a kvr replica", () => {
     const res = parseResult(r.stdout);
     // schema
     expect(res).toMatchObject({ command: "drill", verdict: "PASS", exitCode: 0, error: null });
-    expect(res.config).toMatchObject({ cut: "stall", cutAt: 0.2, switchTo: "replica", newMaster: "kvr", budgetMs: 6000, giveUpMs: 30000, files: 8, repeat: 1 });
+    expect(res.config).toMatchObject({ scenario: "fetch-hang", cut: "stall", cutAt: 0.2, switchTo: "replica", newMaster: "kvr", budgetMs: 6000, giveUpMs: 30000, files: 8, repeat: 1, recover: true, recoverTimeoutMs: 60000 });
     expect(typeof res.config.rateMBps).toBe("number");
     expect(res.runs).toHaveLength(1);
     const run = res.runs[0];
-    expect(run.phases.map((p: { name: string }) => p.name)).toEqual(["start-masters", "start-replica", "topology-v1", "sync", "cut", "setnodes-v2", "verify"]);
+    expect(run.phases.map((p: { name: string }) => p.name)).toEqual(["start-masters", "start-replica", "topology-v1", "sync", "cut", "setnodes-v2", "verify", "recover"]);
     for (const p of run.phases) {
       expect(typeof p.atMs).toBe("number");
       expect(typeof p.ms).toBe("number");
@@ -92,6 +79,12 @@ describe("kvr drill against a kvr replica", () => {
     expect(res.infoBefore).toMatchObject({ role: "slave", master_host: run.masterA.host, master_port: String(run.masterA.port) });
     expect(res.infoAfter).toMatchObject({ role: "slave", master_host: run.masterB.host, master_port: String(run.masterB.port) });
     expect(run.versions).toEqual({ v1: 1, v2: 2 });
+    // recovered: streaming from B (link up), at B's checkpoint sequence (kvr master's default, 100)
+    expect(run.recover).toMatchObject({ ok: true, bSeq: 100, link: "up", master: `${run.masterB.host}:${run.masterB.port}`, timeoutMs: 60000 });
+    expect(run.recover.offset).toBeGreaterThanOrEqual(100);
+    expect(run.recover.ms).toBeLessThan(5000);
+    expect(run.recover.detail).toMatch(/^recovered in [\d.]+ m?s: master_link_status:up with B /);
+    expect(res.timings.recoveredMs).toBe(run.recover.ms);
     expect(performance.now() - t0).toBeLessThan(15_000);
     // every process the drill started is gone
     expect(await refused(run.masterA.host, run.masterA.port)).toBe(true);
@@ -106,6 +99,8 @@ describe("kvr drill against a kvr replica", () => {
     expect(r.stdout).toMatch(/SETNODES v2: +[\d.]+ ms → OK/);
     expect(r.stdout).toMatch(/longest PING gap: +[\d.]+ ms/);
     expect(r.stdout).toMatch(/bytes at cut: +[\d.]+ MiB of 128 MiB \((2\d|3\d|4\d)%\)/);
+    expect(r.stdout).toMatch(/recover +recovered in [\d.]+ m?s: master_link_status:up with B /);
+    expect(r.stdout).toMatch(/recovered: +✓ in [\d.]+ m?s \(streaming from B, offset \d+\)/);
     expect(r.stdout.trim().split("\n").pop()).toBe("PASS");
     expect(r.stdout.match(/PASS/g)).toHaveLength(1); // once, as the last line
   }, 40_000);
@@ -116,6 +111,36 @@ describe("kvr drill against a kvr replica", () => {
     const run = parseResult(r.stdout).runs[0];
     expect(run.masterB.kind).toBe("blackhole");
     expect(run.infoAfter.role).toBe("master");
+    // a master has no master to recover to: no recovery phase
+    expect(run.recover).toBeNull();
+    expect(run.phases.map((p: { name: string }) => p.name)).not.toContain("recover");
+  }, 30_000);
+
+  test("master B unreachable (a blackhole): SETNODES passes but the node never streams from B: FAIL, exit 1, named, after --recover-timeout; --no-recover skips the phase: PASS", async () => {
+    const t0 = performance.now();
+    const [r, skip] = await Promise.all([
+      runKvr(["drill", ...QUICK, "--new-master", "blackhole", "--recover-timeout", "2s", "--json"], { timeoutMs: 30_000 }),
+      runKvr(["drill", ...QUICK, "--new-master", "blackhole", "--no-recover", "--json"], { timeoutMs: 30_000 }),
+    ]);
+    expect(r.code).toBe(1);
+    const res = parseResult(r.stdout);
+    const run = res.runs[0];
+    expect(run.setnodes).toMatchObject({ reply: "OK", hung: false, withinBudget: true });
+    expect(run.role.ok).toBe(true);
+    expect(run.recover).toMatchObject({ ok: false, ms: null, timeoutMs: 2000, bSeq: null, link: "down", master: `${run.masterB.host}:${run.masterB.port}` });
+    expect(res.reasons).toEqual([
+      `the node did not recover within --recover-timeout 2.00 s of the SETNODES reply: INFO shows master_link_status:down, master ${run.masterB.host}:${run.masterB.port}, slave_repl_offset 0; ` +
+        `expected master_link_status:up with B ${run.masterB.host}:${run.masterB.port}, (B is a blackhole: it never answers)`,
+    ]);
+    const rec = run.phases.find((p: { name: string }) => p.name === "recover");
+    expect(rec.ms).toBeGreaterThanOrEqual(1500);
+    expect(rec.ms).toBeLessThan(4000);
+    expect(skip.code).toBe(0);
+    const s = parseResult(skip.stdout);
+    expect(s.config.recover).toBe(false);
+    expect(s.runs[0].recover).toBeNull();
+    expect(s.runs[0].phases.map((p: { name: string }) => p.name)).not.toContain("recover");
+    expect(performance.now() - t0).toBeLessThan(25_000);
   }, 30_000);
 
   test("--repeat 5: min ≤ median ≤ p99 of SETNODES latency over 5 runs", async () => {
@@ -164,7 +189,7 @@ describe("kvr drill against a broken replica (Kvrocks before the fix)", () => {
 
   test("--budget: a SETNODES that takes 1.5 s (Kvrocks after the fix) fails a 1 s budget and passes a 3 s one", async () => {
     const slow = await broken("slow");
-    const r1 = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${slow.port}`, "--budget", "1s", "--give-up", "5s", "--json"], { timeoutMs: 30_000 });
+    const r1 = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${slow.port}`, "--no-recover", "--budget", "1s", "--give-up", "5s", "--json"], { timeoutMs: 30_000 });
     expect(r1.code).toBe(1);
     const a = parseResult(r1.stdout);
     expect(a.runs[0].setnodes).toMatchObject({ hung: false, reply: "OK", withinBudget: false });
@@ -173,14 +198,14 @@ describe("kvr drill against a broken replica (Kvrocks before the fix)", () => {
     // the node froze while SETNODES ran: the PING gap shows it
     expect(a.runs[0].ping.longestGapMs).toBeGreaterThanOrEqual(1300);
     const again = await broken("slow");
-    const r2 = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${again.port}`, "--budget", "3s", "--give-up", "5s", "--json"], { timeoutMs: 30_000 });
+    const r2 = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${again.port}`, "--no-recover", "--budget", "3s", "--give-up", "5s", "--json"], { timeoutMs: 30_000 });
     expect(r2.code).toBe(0);
     expect(parseResult(r2.stdout).runs[0].setnodes.withinBudget).toBe(true);
   }, 40_000);
 
   test("a replica that answers SETNODES but leaves its fetch connection to A open: FAIL, exit 1", async () => {
     const node = await broken("leak");
-    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${node.port}`, "--json"], { timeoutMs: 30_000 });
+    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${node.port}`, "--no-recover", "--json"], { timeoutMs: 30_000 });
     expect(r.code).toBe(1);
     const res = parseResult(r.stdout);
     const run = res.runs[0];
@@ -195,7 +220,7 @@ describe("kvr drill against a broken replica (Kvrocks before the fix)", () => {
 describe("kvr drill --replica: a node given by address, with a password", () => {
   test("a well-behaved node behind a password (KVR_AUTH): PASS, exit 0", async () => {
     const node = await broken("good", "s3cret");
-    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${node.port}`, "--json"], { env: { KVR_AUTH: "s3cret" }, timeoutMs: 30_000 });
+    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--replica", `127.0.0.1:${node.port}`, "--no-recover", "--json"], { env: { KVR_AUTH: "s3cret" }, timeoutMs: 30_000 });
     expect(r.code).toBe(0);
     const run = parseResult(r.stdout).runs[0];
     expect(run.replica.kind).toBe("external");
@@ -237,7 +262,7 @@ describe("kvr drill --replica: a node given by address, with a password", () => 
 describe.skipIf(!netnsOk)("kvr drill --cut netns (root)", () => {
   test("a replica that leaves its fetch connection open is caught through the cut: FAIL, exit 1, namespace removed", async () => {
     const node = await broken("leak");
-    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--cut", "netns", "--replica", `127.0.0.1:${node.port}`, "--json"], { timeoutMs: 30_000 });
+    const r = await runKvr(["drill", ...SMALL, "--cut-at", "10%", "--cut", "netns", "--replica", `127.0.0.1:${node.port}`, "--no-recover", "--json"], { timeoutMs: 30_000 });
     expect(r.code).toBe(1);
     const run = parseResult(r.stdout).runs[0];
     expect(run.fetchConnections).toMatchObject({ method: "ss-replica-side", open: 1 });
@@ -311,11 +336,53 @@ describe("kvr drill errors", () => {
     expect(r.stderr).toContain("use --cut stall");
   }, 20_000);
 
-  test("usage errors exit 2 before anything starts", async () => {
-    for (const args of [["--cut", "bogus"], ["--cut-at", "150%"], ["--budget", "10s", "--give-up", "5s"], ["--replica", "nope"], ["--repeat", "0"]]) {
-      const r = await runKvr(["drill", ...args], { timeoutMs: 10_000 });
-      expect(r.code).toBe(2);
-      expect(r.stderr).toContain("--");
+  test("--help teaches both scenarios: their budget and give-up defaults, examples against a real node; kvr master's --send-timeout 0 = never", async () => {
+    const [h, m] = await Promise.all([runKvr(["drill", "--help"]), runKvr(["master", "--help"])]);
+    expect(h.code).toBe(0);
+    for (const want of [
+      "--scenario <name>",
+      "fetch-hang: SETNODES must return within this (default 6s)",
+      "slow-replica: the master must drop the stuck replica within this of its receive window closing (default 35s)",
+      "fetch-hang: stop waiting for a hung SETNODES (default 30s)",
+      "the #3356 signature (default 90s)",
+      "--recover-timeout <duration>",
+      "--no-recover",
+      "--master <host:port>",
+      "--send-timeout <duration>",
+      "KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666",
+      "KVR_AUTH=secret kvr drill --scenario slow-replica --master 10.0.0.5:6666",
+    ]) {
+      expect(h.stdout).toContain(want);
     }
+    // the negated flag's own line, without the parser's "(default: true)"
+    const noRecover = h.stdout.split("\n").find((l) => l.trim().startsWith("--no-recover"));
+    expect(noRecover).toContain("skip the recovery phase");
+    expect(noRecover).not.toContain("(default: true)");
+    expect(m.stdout).toContain("(0 = never, as Kvrocks before PR #3357)");
+  });
+
+  test("usage errors exit 2 before anything starts, naming the flag", async () => {
+    const cases: Array<[string[], string]> = [
+      [["--cut", "bogus"], "--cut"],
+      [["--cut-at", "150%"], "--cut-at"],
+      [["--budget", "10s", "--give-up", "5s"], "--give-up"],
+      [["--replica", "nope"], "--replica"],
+      [["--repeat", "0"], "--repeat"],
+      [["--scenario", "bogus"], "--scenario: 'bogus' is not one of fetch-hang, slow-replica"],
+      [["--recover-timeout", "0"], "--recover-timeout"],
+      [["--master", "127.0.0.1:1"], "--master applies to --scenario slow-replica, not fetch-hang"],
+      [["--send-timeout", "3s"], "--send-timeout applies to --scenario slow-replica"],
+      [["--scenario", "slow-replica", "--replica", "127.0.0.1:1"], "--replica applies to --scenario fetch-hang, not slow-replica"],
+      [["--scenario", "slow-replica", "--no-recover"], "--no-recover applies to --scenario fetch-hang"],
+      [["--scenario", "slow-replica", "--cut", "netns"], "--cut applies to --scenario fetch-hang"],
+      [["--scenario", "slow-replica", "--master", "127.0.0.1:1", "--send-timeout", "3s"], "--send-timeout sets the kvr master the drill starts"],
+      [["--scenario", "slow-replica", "--write-rate", "lots"], "--write-rate"],
+      [["--scenario", "slow-replica", "--budget", "100s"], "--give-up (90000 ms) must be at least --budget (100000 ms)"],
+    ];
+    const rs = await Promise.all(cases.map(([args]) => runKvr(["drill", ...args], { timeoutMs: 10_000 })));
+    rs.forEach((r, i) => {
+      expect({ args: cases[i][0], code: r.code }).toEqual({ args: cases[i][0], code: 2 });
+      expect(r.stderr).toContain(cases[i][1]);
+    });
   }, 30_000);
 });

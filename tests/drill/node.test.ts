@@ -10,17 +10,13 @@ import { connect } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
 import { cleanupAfterEach, runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { info, startMaster, startReplica, until, type Master, type Replica } from "../replica/helpers.ts";
+import { parseResult } from "./result.ts";
 
 const { defer, temp } = cleanupAfterEach();
 
 /** Quick runs: 8 × 1 MiB from A at 8 MB/s, cut at 10%. */
 const QUICK = ["--files", "8", "--file-size", "1MiB", "--rate", "8", "--cut-at", "10%"];
 
-function parseResult(stdout: string): any {
-  const lines = stdout.trim().split("\n").filter(Boolean);
-  expect(lines.length).toBe(1);
-  return JSON.parse(lines[0]);
-}
 
 /** One command on a fresh connection to the node's admin port (AUTH first with `pw`). */
 async function nodeCmd(port: number, args: string[], pw?: string): Promise<RespValue> {
@@ -145,8 +141,10 @@ test("the node's topology is put back after the drill (as the next version), and
   const res = parseResult(d.stdout);
   const run = res.runs[0];
   // Phase labels name the versions actually sent.
-  expect(run.phases.map((p: { name: string }) => p.name)).toEqual(["start-masters", "start-replica", "topology-v8", "sync", "cut", "setnodes-v9", "verify", "restore"]);
+  expect(run.phases.map((p: { name: string }) => p.name)).toEqual(["start-masters", "start-replica", "topology-v8", "sync", "cut", "setnodes-v9", "verify", "recover", "restore"]);
   expect(run.versions).toEqual({ v1: 8, v2: 9 });
+  // recovered before the restore: the node streamed from B at B's checkpoint sequence
+  expect(run.recover).toMatchObject({ ok: true, bSeq: 100, link: "up", master: `127.0.0.1:${run.masterB.port}` });
   expect(run.restore).toMatchObject({ status: "restored", version: 10, nodes: original });
   expect(run.restore.detail).toBe(`topology version 7 put back as version 10 (3 nodes; the node: slave of 127.0.0.1:${m.port})`);
   expect(res.restore).toEqual(run.restore);

@@ -127,7 +127,7 @@ describe.skipIf(!isRoot)("kvr guard among real processes", () => {
       const nodes = [await spawnBrokenReplica("hang"), await spawnBrokenReplica("hang")];
       try {
         const drill = (node: BrokenReplicaProcess, extra: string[]) =>
-          runKvr(["drill", "--files", "8", "--file-size", "1MiB", "--cut-at", "10%", "--cut", cut, "--replica", `127.0.0.1:${node.port}`, "--budget", "3s", "--give-up", "4s", ...extra, "--json"], { timeoutMs: 40_000 });
+          runKvr(["drill", "--files", "8", "--file-size", "1MiB", "--cut-at", "10%", "--cut", cut, "--replica", `127.0.0.1:${node.port}`, "--budget", "3s", "--give-up", "4s", "--no-recover", ...extra, "--json"], { timeoutMs: 40_000 });
         const [without, withGuard] = await Promise.all([drill(nodes[0], []), drill(nodes[1], ["--guard", "--read-timeout", "2s"])]);
         expect(without.code).toBe(1);
         const a = JSON.parse(without.stdout).runs[0];

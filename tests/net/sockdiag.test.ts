@@ -1,6 +1,7 @@
 /**
  * lib/net/sockdiag.ts against this process's own loopback sockets: listing with the kernel-side
- * remote filter (IPv4, IPv6, IPv4-mapped), tcp_info fields, lookup by id, destroy; address text.
+ * remote filter (IPv4, IPv6, IPv4-mapped), tcp_info fields (windows, queues), lookup by id, destroy;
+ * address text.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
@@ -84,6 +85,23 @@ describe.skipIf(process.platform !== "linux")("the kernel's socket table", () =>
     const listening = diag.tcp({ states: [TCP_STATE.LISTEN], sport: a.port });
     expect(listening).toHaveLength(1);
     expect(listening[0].state).toBe(TCP_STATE.LISTEN);
+  });
+
+  test("a reader that stopped: its receive window closes (rcv_wnd 0, Linux 6.2+), the sender's Send-Q fills and it sees window 0", async () => {
+    const a = await pair("127.0.0.1", true);
+    await Bun.sleep(300);
+    const mine = diag.tcp({ sport: a.client.localPort })[0];
+    const theirs = diag.tcp({ sport: a.port, dport: a.client.localPort })[0];
+    expect(mine.recvQ).toBeGreaterThan(0);
+    expect(mine.sendQ).toBe(0);
+    expect(theirs.sendQ).toBeGreaterThan(0);
+    expect(theirs.sndWnd).toBe(0);
+    expect(mine.sndWnd).toBeGreaterThan(0);
+    const [major, minor] = (await Bun.file("/proc/sys/kernel/osrelease").text()).split(".").map(Number);
+    if (major > 6 || (major === 6 && minor >= 2)) expect(mine.rcvWnd).toBe(0);
+    else expect(mine.rcvWnd === null || mine.rcvWnd === 0).toBe(true);
+    // the sender's advertised window is open: it reads
+    if (theirs.rcvWnd !== null) expect(theirs.rcvWnd).toBeGreaterThan(0);
   });
 
   test("an IPv4 remote also matches a v4-mapped IPv6 socket", async () => {

@@ -3,7 +3,8 @@
  * lib/net, and misbehaves on request (bad names, sizes, EOF/reset/stall mid-file, slow serving).
  */
 import { listen, type Conn, type Server } from "../../lib/net/index.ts";
-import { bareLine, error, OK, RespDecoder, simple } from "../../lib/resp/index.ts";
+import { bareLine, error, OK, simple } from "../../lib/resp/index.ts";
+import { serveCommands } from "../helpers/serve.ts";
 
 export interface FakeFile {
   name: string;
@@ -69,42 +70,28 @@ export async function startFakeMaster(opts: FakeMasterOptions): Promise<FakeMast
   const byName = new Map(opts.files.map((f) => [f.name, f.data]));
   const server = await listen("127.0.0.1", 0, (c) => void serve(c), { readMs: 0, writeMs: 0 });
 
-  async function serve(conn: Conn): Promise<void> {
-    const dec = new RespDecoder({ inline: true });
-    let authed = !opts.password;
-    try {
-      for (;;) {
-        const v = (await conn.read(dec)) as Buffer[];
-        const args = v.map((b) => b.toString("utf8"));
-        const cmd = args[0].toLowerCase();
-        commands.push([cmd, ...args.slice(1)]);
-        if (cmd === "auth") {
-          authed = args[1] === opts.password;
-          await conn.write(authed ? OK : error("ERR Invalid password"));
-          continue;
-        }
-        if (!authed) {
-          await conn.write(error("NOAUTH Authentication required."));
-          continue;
-        }
+  function serve(conn: Conn): Promise<void> {
+    return serveCommands(
+      conn,
+      opts.password,
+      async (cmd, args) => {
         if (cmd === "_db_name") await conn.write(bareLine(opts.dbName ?? "change.me.db"));
         else if (cmd === "replconf") await conn.write(reply(opts.replconfReply ?? "OK"));
         else if (cmd === "psync") await conn.write(reply(opts.psyncReply ?? "ERR sequence out of range, please use fullsync"));
         else if (cmd === "_fetch_meta") {
           await conn.write(bareLine(opts.metaLine ?? opts.files.map((f) => f.name).join(",")));
           conn.end();
-          return;
+          return "stop";
         } else if (cmd === "_fetch_file") {
           fetching.add(conn);
           conn.closed.then(() => fetching.delete(conn));
           await sendFiles(conn, args[1].split(","));
-          return;
+          return "stop";
         } else if (cmd === "ping") await conn.write(simple("PONG"));
         else await conn.write(error(`ERR unknown command \`${args[0]}\``));
-      }
-    } catch {
-      conn.destroy();
-    }
+      },
+      (cmd, args) => commands.push([cmd, ...args.slice(1)]),
+    );
   }
 
   async function sendFiles(conn: Conn, names: string[]): Promise<void> {

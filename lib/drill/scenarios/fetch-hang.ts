@@ -1,28 +1,29 @@
 /**
- * The drill's scenario (the Kvrocks fetch hang), one run as named phases: start masters A and B,
- * bring up the node under test, make it a slave of A (topology-v<N>), wait until A has served
- * --cut-at of its bytes, cut A, send SETNODES moving the node away while PINGing it
- * (setnodes-v<N+1>), verify, and — for a --replica node — put its topology back (restore, the
- * final phase, pass or fail). A hung SETNODES is cut at --give-up; the cut is then released (A
- * stopped) and the time the node took to answer again is measured. Everything started is
- * registered with the run's Cleanup.
+ * The fetch-hang scenario (the Kvrocks fetch hang, docs/protocol.md §5), one run as named phases:
+ * start masters A and B, bring up the node under test, make it a slave of A (topology-v<N>), wait
+ * until A has served --cut-at of its bytes, cut A, send SETNODES moving the node away while
+ * PINGing it (setnodes-v<N+1>), verify, recover (the node streams from B, unless --no-recover),
+ * and — for a --replica node — put its topology back (restore, the final phase, pass or fail). A
+ * hung SETNODES is cut at --give-up; the cut is then released (A stopped) and the time the node
+ * took to answer again is measured. Everything started is registered with the run's Cleanup.
  */
-import { formatNodes } from "../cluster/index.ts";
-import { isNetError, type Conn } from "../net/index.ts";
-import { replyText, SimpleString } from "../resp/index.ts";
-import { formatBytes, formatMs } from "../ui/units.ts";
-import { DrillError } from "./errors.ts";
-import { guardReport, startGuard, type GuardReport } from "./guard.ts";
-import { aInfoBytes, startMasters, waitForBytes, type Masters } from "./masters.ts";
-import { createNetns, type Netns } from "./netns.ts";
-import { addrText, command, info, type NodeAddr } from "./node.ts";
-import { Phases, type Phase, type RunContext } from "./phases.ts";
-import { abortable, Pinger, type PingStats } from "./pinger.ts";
-import { kept, restoreTopology, type RestoreResult, type SavedTopology } from "./restore.ts";
-import { establishedConns, type TcpConn } from "./sys.ts";
-import { ALL_SLOTS, joinTopology, master, nodeId, openTarget, slave, startTarget, topology, type Target } from "./target.ts";
-
-export type { Phase, RunContext } from "./phases.ts";
+import { formatNodes } from "../../cluster/index.ts";
+import { isNetError, type Conn } from "../../net/index.ts";
+import { replyText, SimpleString } from "../../resp/index.ts";
+import type { Output } from "../../ui/output.ts";
+import { formatBytes, formatMs } from "../../ui/units.ts";
+import { DrillError } from "../errors.ts";
+import { guardLine, guardReport, startGuard, type GuardReport } from "../guard.ts";
+import type { DrillConfig } from "../options.ts";
+import { waitRecovered, type RecoverResult } from "../recover.ts";
+import { aInfoBytes, startMasters, waitForBytes, type Masters } from "../masters.ts";
+import { createNetns, type Netns } from "../netns.ts";
+import { addrText, command, info, type NodeAddr } from "../node.ts";
+import { Phases, type Phase, type RunContext } from "../phases.ts";
+import { abortable, Pinger, type PingStats } from "../pinger.ts";
+import { kept, restoreTopology, type RestoreResult, type SavedTopology } from "../restore.ts";
+import { establishedConns, type TcpConn } from "../sys.ts";
+import { ALL_SLOTS, joinTopology, master, nodeId, openTarget, slave, startTarget, topology, type Target } from "../target.ts";
 
 export interface FetchCheck {
   /** How it was checked: ss on A's port (A's side), ss towards A (the replica's side), INFO, or not at all. */
@@ -32,8 +33,9 @@ export interface FetchCheck {
   detail: string;
 }
 
-export interface RunResult {
+export interface FetchHangResult {
   run: number;
+  scenario: "fetch-hang";
   verdict: "PASS" | "FAIL";
   /** Why a run failed, as observed (empty on PASS). */
   reasons: string[];
@@ -49,6 +51,8 @@ export interface RunResult {
   role: { expected: string; observed: string; ok: boolean };
   /** After a hang: how long after the release (A stopped) the node answered PING again; null = not within --give-up. */
   recovery: { releasedAfterMs: number; answeredAfterMs: number | null } | null;
+  /** The recovery phase: the node streaming from B after SETNODES; null when not run (--no-recover, --switch-to master, no OK). */
+  recover: RecoverResult | null;
   infoBefore: Record<string, string> | null;
   infoAfter: Record<string, string> | null;
   /** A --replica node's topology put back (or kept, --keep); null for a kvr replica the drill started. */
@@ -74,11 +78,67 @@ interface Touched {
   lastVersion: number;
 }
 
+/** The fetch-hang scenario for the drill's command loop and report (scenarios/index.ts). */
+export const fetchHangScenario = {
+  header,
+  run: runFetchHang,
+  print: printFetchHang,
+  latency: (r: FetchHangResult) => (r.setnodes.hung || r.setnodes.reply !== null ? { ms: r.setnodes.ms, hung: r.setnodes.hung } : null),
+  stopsRepeat: (r: FetchHangResult) => (r.setnodes.hung ? "SETNODES hung" : null),
+  timings: (r: FetchHangResult) => ({
+    setnodesMs: r.setnodes.ms,
+    hung: r.setnodes.hung,
+    longestPingGapMs: r.ping.longestGapMs,
+    bytesAtCut: r.cut.bytesSent,
+    recovery: r.recovery,
+    recoveredMs: r.recover?.ms ?? null,
+  }),
+  passNote: (r: FetchHangResult) => guarded(r),
+};
+
+function header(cfg: DrillConfig): string {
+  const target = cfg.replica ? `node ${cfg.replica.host}:${cfg.replica.port}` : "a kvr replica";
+  const to = cfg.switchTo === "master" ? "make it a master" : `move it to master B (${cfg.newMaster === "blackhole" ? "an address that never answers" : "kvr master"})`;
+  const recover = cfg.recover && cfg.switchTo === "replica" ? `; recover within ${formatMs(cfg.recoverTimeoutMs)}` : "";
+  return (
+    `fetch-hang — ${target}: full sync of ${cfg.files} × ${formatBytes(cfg.fileSize)} from A at ${cfg.rateMBps} MB/s, cut (${cfg.cut}) at ${Math.round(cfg.cutAt * 100)}%, ` +
+    `then SETNODES to ${to}; budget ${formatMs(cfg.budgetMs)}, give up after ${formatMs(cfg.giveUpMs)}${recover}`
+  );
+}
+
+/** The human summary of one run (phases were printed live). */
+function printFetchHang(out: Output, cfg: DrillConfig, r: FetchHangResult): void {
+  const c = out.c;
+  out.print(`  bytes at cut:     ${formatBytes(r.cut.bytesSent)} of ${formatBytes(r.cut.totalBytes)} (${Math.round(r.cut.fraction * 100)}%) — ${r.cut.method}`);
+  if (r.setnodes.reply !== null || r.setnodes.hung) {
+    const lat = r.setnodes.hung ? c.red(`no reply within ${formatMs(cfg.giveUpMs)} (hung)`) : `${formatMs(r.setnodes.ms)} → ${r.setnodes.reply}`;
+    out.print(`  ${`SETNODES v${r.versions.v2}:`.padEnd(18)}${lat} (budget ${formatMs(cfg.budgetMs)})`);
+    out.print(`  longest PING gap: ${formatMs(r.ping.longestGapMs)} (${r.ping.answered}/${r.ping.sent} answered, every 100 ms)`);
+  }
+  if (r.recovery) {
+    out.print(
+      `  after release:    ${r.recovery.answeredAfterMs === null ? c.red(`no answer within ${formatMs(cfg.giveUpMs)} after A was stopped`) : `the node answered again ${formatMs(r.recovery.answeredAfterMs)} after A was stopped`}`,
+    );
+  }
+  if (r.role.expected) out.print(`  INFO after:       ${r.role.observed} ${r.role.ok ? c.green("✓") : c.red(`✗ expected ${r.role.expected}`)}`);
+  if (r.fetchConnections.method !== "unchecked" || r.fetchConnections.open !== null) {
+    out.print(`  fetch conns to A: ${r.fetchConnections.open ?? "?"} open (${r.fetchConnections.detail})`);
+  }
+  if (r.recover) out.print(`  recovered:        ${r.recover.ok ? `${c.green("✓")} in ${formatMs(r.recover.ms!)} (streaming from B, offset ${r.recover.offset})` : c.red(`✗ ${r.recover.detail}`)}`);
+  if (r.guard) out.print(`  kvr guard:        ${guardLine(r.guard)}`);
+  if (r.restore) out.print(`  node topology:    ${r.restore.status === "failed" ? c.yellow(r.restore.detail) : r.restore.detail}`);
+}
+
+/** " (with kvr guard: n socket(s) destroyed)" for a run with --guard, else "". */
+function guarded(r: FetchHangResult): string {
+  return r.guard ? ` (with kvr guard: ${r.guard.actions.filter((a) => a.destroyed).length} socket(s) destroyed)` : "";
+}
+
 /** Run the scenario once. Throws DrillError when the drill itself cannot run. */
-export async function runOnce(ctx: RunContext): Promise<RunResult> {
+export async function runFetchHang(ctx: RunContext): Promise<FetchHangResult> {
   const phases = new Phases(ctx);
   const touched: { node: Touched | null } = { node: null };
-  let result: Omit<RunResult, "restore"> | undefined;
+  let result: Omit<FetchHangResult, "restore"> | undefined;
   let restore: RestoreResult | null = null;
   try {
     result = await fetchHang(ctx, phases, touched);
@@ -97,7 +157,7 @@ export function putBack(ctx: RunContext, phases: Phases, t: Touched): Promise<Re
   );
 }
 
-async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touched | null }): Promise<Omit<RunResult, "restore">> {
+async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touched | null }): Promise<Omit<FetchHangResult, "restore">> {
   const { cfg, log } = ctx;
   const startedAt = Date.now();
   // A node given by address is checked first: unreachable → exit 4 before anything starts.
@@ -171,6 +231,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
   const infoBefore = await info(ctl, "replication", 5000, "the node under test").catch(() => null);
   const base = {
     run: ctx.run,
+    scenario: "fetch-hang" as const,
     masterA: { host: aAddr.host, port: aAddr.port, files: cfg.files, bytes: total, rateMBps: cfg.rateMBps, pid: a.pid },
     masterB: { kind: b.kind, host: b.addr.host, port: b.addr.port },
     replica: { kind: target.kind, host: rAddr.host, port: rAddr.port, nodeId: idR },
@@ -189,6 +250,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
       fetchConnections: { method: "unchecked", open: null, detail: "not reached" },
       role: { expected: "", observed: "", ok: false },
       recovery: null,
+      recover: null,
       infoBefore,
       infoAfter: null,
       guard: guarded(),
@@ -213,7 +275,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
   );
 
   // ---- after a hang: release the cut (stop A) and time the node's first answer ----
-  let recovery: RunResult["recovery"] = null;
+  let recovery: FetchHangResult["recovery"] = null;
   if (sn.hung) {
     recovery = await phases.run(
       "release",
@@ -239,6 +301,13 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
     (v) => `INFO ${v.observed} (${v.ok ? "as expected" : `expected ${expected}`}); fetch connections to A still open: ${v.fetch.open ?? "unknown"} (${v.fetch.detail})`,
   );
 
+  // ---- recover: the node streams from B (link up, offset ≥ B's checkpoint sequence) ----
+  const live = async () => (ctl.isClosed ? (ctl = await openTarget(ctx, rAddr, "recover")) : ctl);
+  const recover =
+    cfg.recover && cfg.switchTo === "replica" && !sn.hung && sn.reply === "OK"
+      ? await phases.run("recover", () => waitRecovered(ctx, live, b, sn.repliedAt), (r) => r.detail)
+      : null;
+
   const reasons: string[] = [];
   const withinBudget = !sn.hung && sn.ms <= cfg.budgetMs;
   if (sn.hung) {
@@ -250,6 +319,9 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
   else if (!withinBudget) reasons.push(`SETNODES took ${formatMs(sn.ms)}, over the budget of ${formatMs(cfg.budgetMs)}`);
   if (!sn.hung && !verify.ok) reasons.push(`INFO after SETNODES shows ${verify.observed}, expected ${expected}`);
   if (!sn.hung && verify.fetch.open !== null && verify.fetch.open > 0) reasons.push(`${verify.fetch.open} fetch connection(s) from the replica to A still open (${verify.fetch.detail})`);
+  if (recover && !recover.ok) {
+    reasons.push(`the node did not recover within --recover-timeout ${formatMs(recover.timeoutMs)} of the SETNODES reply: INFO shows ${recover.seen}; expected ${recover.want}`);
+  }
 
   return {
     ...base,
@@ -263,6 +335,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
     fetchConnections: verify.fetch,
     role: { expected, observed: verify.observed, ok: verify.ok },
     recovery,
+    recover,
     infoBefore,
     infoAfter: verify.infoAfter,
   };
@@ -302,7 +375,7 @@ async function cutA(m: Masters, ns: Netns | null, sync: { sent: number; total: n
 }
 
 /** SETNODES `nodes` `version` on `ctl`, timed, PINGing meanwhile; a reply later than --give-up is a hang. */
-async function switchAway(ctx: RunContext, ctl: Conn, pinger: Pinger, nodes: string, version: number): Promise<{ ms: number; reply: string | null; hung: boolean }> {
+async function switchAway(ctx: RunContext, ctl: Conn, pinger: Pinger, nodes: string, version: number): Promise<{ ms: number; reply: string | null; hung: boolean; repliedAt: number }> {
   const { cfg, signal } = ctx;
   const giveUp = new AbortController();
   const onOuter = () => giveUp.abort();
@@ -324,9 +397,10 @@ async function switchAway(ctx: RunContext, ctl: Conn, pinger: Pinger, nodes: str
     clearTimeout(timer);
     signal.removeEventListener("abort", onOuter);
   }
-  const ms = Math.round((performance.now() - sent) * 10) / 10;
+  const repliedAt = performance.now();
+  const ms = Math.round((repliedAt - sent) * 10) / 10;
   if (hung) ctl.destroy();
-  return { ms, reply, hung };
+  return { ms, reply, hung, repliedAt };
 }
 
 /**
