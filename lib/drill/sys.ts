@@ -1,7 +1,8 @@
 /**
- * Running system tools (iproute2's `ip` and `ss`) with a deadline, and counting TCP
- * connections by state from `ss` output.
+ * Running system tools (iproute2's `ip`) with a deadline, the established TCP connections of
+ * this host (the kernel's socket table), and whether a process is alive.
  */
+import { openSockDiag } from "../net/sockdiag.ts";
 
 export interface ToolResult {
   code: number;
@@ -23,43 +24,30 @@ export async function runTool(argv: string[], ms = 5000): Promise<ToolResult> {
   return { code, stdout, stderr };
 }
 
-/** One TCP connection as `ss -tn` shows it. */
+/** One established TCP connection: its two ends. */
 export interface TcpConn {
   local: { host: string; port: number };
   peer: { host: string; port: number };
 }
 
-function splitAddr(s: string): { host: string; port: number } {
-  const i = s.lastIndexOf(":");
-  let host = s.slice(0, i).replace(/^\[|\]$/g, "");
-  if (host.startsWith("::ffff:")) host = host.slice(7);
-  const pct = host.indexOf("%");
-  if (pct >= 0) host = host.slice(0, pct);
-  return { host, port: Number(s.slice(i + 1)) };
-}
-
-/** Parse `ss -Htn` lines (Recv-Q Send-Q Local:Port Peer:Port ...); header lines are skipped. */
-export function parseSs(text: string): TcpConn[] {
-  const out: TcpConn[] = [];
-  for (const line of text.split("\n")) {
-    const f = line.trim().split(/\s+/);
-    // With a state filter ss prints no State column; without one it does. Find the two address fields.
-    const addrs = f.filter((x) => /:\d+$/.test(x) && !/^\d+$/.test(x));
-    if (addrs.length < 2) continue;
-    out.push({ local: splitAddr(addrs[0]), peer: splitAddr(addrs[1]) });
-  }
-  return out;
-}
-
 /**
- * ESTABLISHED TCP connections as the kernel sees them (optionally inside a network namespace).
- * Returns null when `ss` cannot run.
+ * ESTABLISHED TCP connections of this network namespace, read from the kernel's socket table
+ * (sock_diag, as `ss` reads it, without spawning it). Returns null where the table cannot be read.
  */
-export async function establishedConns(netns?: string): Promise<TcpConn[] | null> {
-  const argv = netns ? ["ip", "netns", "exec", netns, "ss", "-Htn", "state", "established"] : ["ss", "-Htn", "state", "established"];
-  const r = await runTool(argv);
-  if (r.code !== 0) return null;
-  return parseSs(r.stdout);
+export function establishedConns(): TcpConn[] | null {
+  let diag;
+  try {
+    diag = openSockDiag();
+  } catch {
+    return null;
+  }
+  try {
+    return diag.tcp().map((s) => ({ local: s.local, peer: s.remote }));
+  } catch {
+    return null;
+  } finally {
+    diag.close();
+  }
 }
 
 /** True when `pid` names a live process. */
