@@ -157,7 +157,8 @@ export async function fetchWorker(ctx: SyncContext, index: number, names: string
         st.bytesDone += chunk.length;
         st.touch();
         return s.write(chunk);
-      });
+        // The sink keeps no chunk once written: each is freed at once.
+      }, { release: true });
       await s.commit(name !== "CURRENT");
       sink = null;
       ctx.tally.fetched.set(name, size);

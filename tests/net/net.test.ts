@@ -288,6 +288,70 @@ describe("lines, frames and backpressure", () => {
     expect(got).toBe(total);
     expect(maxPending).toBeLessThan(4 << 20);
   });
+
+  test("readExactly with release frees each whole piece once its sink resolved, and only then", async () => {
+    const total = 8 << 20;
+    const s = await server(async (c) => {
+      const block = Buffer.alloc(256 << 10, 5);
+      for (let sent = 0; sent < total; sent += block.length) await c.write(block);
+      await c.write("tail");
+    });
+    const c = await connect("127.0.0.1", s.port, { readMs: 5000 });
+    cleanups.push(() => c.destroy());
+    const pieces: Buffer[] = [];
+    let detachedInSink = 0;
+    let sum = 0;
+    await c.readExactly(
+      total,
+      async (b) => {
+        pieces.push(b);
+        // Still usable while the sink works on it.
+        if (b.buffer.detached) detachedInSink++;
+        if (b.equals(Buffer.alloc(b.length, 5))) sum += b.length;
+        await Bun.sleep(0);
+      },
+      { release: true },
+    );
+    expect(detachedInSink).toBe(0);
+    expect(sum).toBe(total);
+    // Every piece that was the whole of its memory was freed; one split off a larger read (the
+    // last, whose memory the bytes after it still use) was not.
+    const freed = pieces.filter((p) => p.buffer.detached);
+    const shared = pieces.filter((p) => !p.buffer.detached && p.byteLength < p.buffer.byteLength);
+    expect(freed.length).toBeGreaterThan(pieces.length / 2);
+    expect(freed.length + shared.length).toBe(pieces.length);
+    expect((await c.readBytes(4)).toString()).toBe("tail");
+    // Without release nothing is freed.
+    const kept: Buffer[] = [];
+    const s2 = await server(async (x) => void (await x.write(Buffer.alloc(1 << 20, 1))));
+    const c2 = await connect("127.0.0.1", s2.port, { readMs: 5000 });
+    cleanups.push(() => c2.destroy());
+    await c2.readExactly(1 << 20, async (b) => void kept.push(b));
+    expect(kept.some((p) => p.buffer.detached)).toBe(false);
+  });
+
+  test("release: a piece whose sink was cut short by an abort is not freed (the sink may still use it)", async () => {
+    const s = await server(async (c) => void (await c.write(Buffer.alloc(64 << 10, 7))));
+    const ac = new AbortController();
+    const c = await connect("127.0.0.1", s.port, { readMs: 5000, signal: ac.signal });
+    let piece: Buffer | null = null;
+    let finish!: () => void;
+    const p = c.readExactly(
+      64 << 10,
+      (b) => {
+        piece ??= b;
+        return new Promise<void>((r) => (finish = r));
+      },
+      { release: true },
+    );
+    while (!piece) await Bun.sleep(5);
+    ac.abort();
+    expect((await failure(p)).err.code).toBe("ABORTED");
+    finish();
+    await Bun.sleep(10);
+    expect(piece!.buffer.detached).toBe(false);
+    expect(piece![0]).toBe(7);
+  });
 });
 
 describe("replication reply modes on one buffered reader", () => {
