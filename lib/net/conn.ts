@@ -148,6 +148,15 @@ export class Conn {
     return this.sock.bytesWritten ?? 0;
   }
 
+  /**
+   * True when nothing written is held in user space any more: the kernel took every byte, or the
+   * runtime copied what it could not send yet. The memory a caller wrote from is then its own
+   * again (node:net keeps a reference to a chunk it queued while an earlier write was pending).
+   */
+  get flushed(): boolean {
+    return this.sock.writableLength === 0;
+  }
+
   /** Bytes received and not yet consumed by a read. */
   get pending(): number {
     return this.buffered;

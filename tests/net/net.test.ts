@@ -256,6 +256,35 @@ describe("peer close and write deadline", () => {
     expect(err?.code).toBe("WRITE_TIMEOUT");
     expect(performance.now() - t0).toBeLessThan(5000);
   });
+
+  test("flushed: false while a write that already resolved is still held in user space, true once it reached the kernel", async () => {
+    let peer!: Conn;
+    const s = await server((c) => {
+      peer = c;
+      c.pauseReading();
+    });
+    const c = await connect("127.0.0.1", s.port, { writeMs: 10_000 });
+    cleanups.push(() => c.destroy());
+    expect(c.flushed).toBe(true);
+    // Small writes resolve at once while the socket takes them; once the kernel's buffers are
+    // full a small write is queued by node:net (still referring to the caller's memory) and
+    // resolves all the same. The caller must not reuse that memory yet: flushed says so.
+    const small = Buffer.alloc(4096, 1);
+    let heldAfterResolve = false;
+    for (let i = 0; i < 20_000 && !heldAfterResolve; i++) {
+      await c.write(small);
+      if (!c.flushed) heldAfterResolve = true;
+    }
+    expect(heldAfterResolve).toBe(true);
+    while (!peer) await Bun.sleep(5);
+    // The peer reads everything: the held bytes reach the kernel.
+    void (async () => {
+      while ((await peer.readChunk()) !== null);
+    })().catch(() => {});
+    await c.drain();
+    for (let i = 0; i < 500 && !c.flushed; i++) await Bun.sleep(10);
+    expect(c.flushed).toBe(true);
+  });
 });
 
 describe("lines, frames and backpressure", () => {
