@@ -73,6 +73,6 @@ test("failure kinds: refused at connect, no reply within the deadline, closed mi
   const err = await server(async (c) => void (await c.write("-NOAUTH Authentication required.\r\n")));
   const s3 = await openSession({ host: "127.0.0.1", port: err.port }, { connectMs: 1000, timeoutMs: 1000, auth: null });
   const noauth = await failureOf(s3.command("ping", ["PING"]));
-  expect([noauth.kind, noauth.message, noauth.code]).toEqual(["error", "-NOAUTH Authentication required.", null]);
+  expect([noauth.kind, noauth.message, noauth.code]).toEqual(["error", "-NOAUTH Authentication required. (the node needs a password: give --auth or set KVR_AUTH)", null]);
   for (const s of [s1, s2, s3]) s.close();
 });
