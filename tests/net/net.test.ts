@@ -320,31 +320,38 @@ describe("lines, frames and backpressure", () => {
 
   const detached = (b: Buffer) => (b.buffer as ArrayBuffer).detached;
 
-  test("readExactly with release frees each whole piece once its sink resolved, and only then", async () => {
+  /** Byte i of a pattern that shows reordering, loss and duplication. */
+  const pattern = (from: number, n: number) => Buffer.from(Array.from({ length: n }, (_, k) => ((from + k) * 7 + ((from + k) >> 16)) & 255));
+
+  test("readExactly with release: bytes exact and in order; each whole piece is freed once its sink resolved, and only then", async () => {
     const total = 8 << 20;
     const s = await server(async (c) => {
-      const block = Buffer.alloc(256 << 10, 5);
-      for (let sent = 0; sent < total; sent += block.length) await c.write(block);
+      for (let sent = 0, i = 0; sent < total; i++) {
+        const n = Math.min(total - sent, 37_000 + ((i * 7919) % 300_000));
+        await c.write(pattern(sent, n));
+        sent += n;
+        if (i % 9 === 0) await Bun.sleep(2);
+      }
       await c.write("tail");
     });
     const c = await connect("127.0.0.1", s.port, { readMs: 5000 });
     cleanups.push(() => c.destroy());
     const pieces: Buffer[] = [];
+    const copies: Buffer[] = [];
     let detachedInSink = 0;
-    let sum = 0;
     await c.readExactly(
       total,
       async (b) => {
         pieces.push(b);
         // Still usable while the sink works on it.
         if (detached(b)) detachedInSink++;
-        if (b.equals(Buffer.alloc(b.length, 5))) sum += b.length;
-        await Bun.sleep(0);
+        copies.push(Buffer.from(b));
+        await Bun.sleep(pieces.length % 5 === 0 ? 3 : 0);
       },
       { release: true },
     );
     expect(detachedInSink).toBe(0);
-    expect(sum).toBe(total);
+    expect(Buffer.concat(copies).equals(pattern(0, total))).toBe(true);
     // Every piece that was the whole of its memory was freed; one split off a larger read (the
     // last, whose memory the bytes after it still use) was not.
     const freed = pieces.filter(detached);
@@ -359,6 +366,29 @@ describe("lines, frames and backpressure", () => {
     cleanups.push(() => c2.destroy());
     await c2.readExactly(1 << 20, async (b) => void kept.push(b));
     expect(kept.some(detached)).toBe(false);
+  });
+
+  test("readExactly with release: a peer FIN or RST in the middle ends it as without release (CLOSED with the count, RESET)", async () => {
+    const fin = await server(async (c) => {
+      await c.write(Buffer.alloc(300_000, 7));
+      c.end();
+    });
+    const c = await connect("127.0.0.1", fin.port, { readMs: 5000 });
+    cleanups.push(() => c.destroy());
+    let got = 0;
+    const { err } = await failure(c.readExactly(400_000, async (b) => void ((got += b.length), await Bun.sleep(20)), { release: true }));
+    expect(err.code).toBe("CLOSED");
+    expect(err.bytesRead).toBe(300_000);
+    expect(got).toBe(300_000);
+    const rst = await server(async (c) => {
+      await c.write(Buffer.alloc(100_000, 1));
+      await Bun.sleep(50);
+      c.destroy(true);
+    });
+    const c2 = await connect("127.0.0.1", rst.port, { readMs: 5000 });
+    cleanups.push(() => c2.destroy());
+    const r = await failure(c2.readExactly(400_000, () => Bun.sleep(20), { release: true }));
+    expect(r.err.code).toBe("RESET");
   });
 
   test("release: a piece whose sink was cut short by an abort is not freed (the sink may still use it)", async () => {
