@@ -1,13 +1,13 @@
 /**
  * kvr child processes for the benchmarks: spawned with --json, every NDJSON line kept with the
- * time it arrived, tracked so they die with the run, and their whole-process resource usage
- * (peak RSS from the OS via wait4) read after exit.
+ * time it arrived, tracked so they die with the run, their peak RSS sampled from /proc while
+ * they run (see watchPeakRss) and their CPU time read after exit.
  */
 import { readFileSync } from "node:fs";
 import { connect, type Conn } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
 import { readNdjson } from "../../lib/ui/ndjson.ts";
-import { spawnTracked } from "./harness.ts";
+import { spawnTracked, watchPeakRss } from "./harness.ts";
 
 export interface Event {
   event?: string;
@@ -30,7 +30,7 @@ export interface Child {
   drained: Promise<void>;
   /** Signal, then SIGKILL after graceMs; resolves with the exit code. */
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>;
-  /** Peak RSS in bytes of the exited process (null while running). */
+  /** Peak RSS in bytes so far (VmHWM, sampled every 20 ms; null before the first sample). */
   maxRss(): number | null;
 }
 
@@ -39,6 +39,7 @@ export function spawnKvr(bin: string, args: string[], env: Record<string, string
   const proc = spawnTracked(() =>
     Bun.spawn([bin, ...args, "--json"], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1", ...env } }),
   );
+  const peakRss = watchPeakRss(proc);
   const lines: Event[] = [];
   let err = "";
   const waiters = new Set<() => void>();
@@ -93,7 +94,7 @@ export function spawnKvr(bin: string, args: string[], env: Record<string, string
       clearTimeout(t);
       return code;
     },
-    maxRss: () => proc.resourceUsage()?.maxRSS ?? null,
+    maxRss: peakRss,
   };
 }
 

@@ -5,7 +5,7 @@
  * `kvr replica --once` into an empty directory and print their own sync time.
  */
 import { join, resolve } from "node:path";
-import { spawnTracked } from "./harness.ts";
+import { spawnTracked, watchPeakRss } from "./harness.ts";
 
 export interface Reference {
   /** "C (cc -O2, 4 threads)" or "Python 3 (stdlib, 4 threads)", for the table. */
@@ -42,11 +42,12 @@ export function prepareReference(tmp: string): Reference {
 /** One full sync by the reference from 127.0.0.1:`port` into the empty directory `dir`. */
 export async function runReference(ref: Reference, port: number, dir: string, timeoutMs = 600_000): Promise<ReferenceRun> {
   const proc = spawnTracked(() => Bun.spawn(ref.argv(port, dir), { stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+  const peakRss = watchPeakRss(proc);
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
   if (code !== 0) throw new Error(`reference replica exited ${code}: ${err.slice(-400)}`);
   const r = JSON.parse(out) as { ms: number; bytes: number; files: number };
   const ru = proc.resourceUsage();
-  return { ...r, cpuMs: ru ? Number(ru.cpuTime.total) / 1000 : NaN, maxRss: ru?.maxRSS ?? null };
+  return { ...r, cpuMs: ru ? Number(ru.cpuTime.total) / 1000 : NaN, maxRss: peakRss() };
 }
