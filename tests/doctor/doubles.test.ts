@@ -84,7 +84,7 @@ test("a wrong password: the seed replies an error to AUTH → probe-error naming
   const n = await fake({ password: "right" });
   const run = await doctor(["--seed", n.address, "--samples", "1", "--auth", "wrong"]);
   const [e] = findingsOf(run, "probe-error");
-  expect(e.message).toBe("error reply to auth: replied -ERR Invalid password");
+  expect(e.message).toBe("error reply to auth: replied -ERR Invalid password (check --auth / KVR_AUTH)");
   expect(e.next[0]).toContain("--auth");
   expect(run.code).toBe(4);
   expect(n.commands).toEqual([["AUTH", "wrong"]]);
