@@ -3,11 +3,38 @@
  * kvr — drill and operate Apache Kvrocks cluster replication.
  * cac wiring only: commands, options, help text, exit codes. Each command's body lives in
  * lib/<command>/command.ts as `run(options, output) → exit code`.
+ *
+ * Start-up loads only what the command line needs: `kvr --version` and `kvr --help` (or no
+ * arguments) print before anything else is loaded — the help text is rendered from this file at
+ * build time (lib/ui/prerender.ts) — then cac and the output helpers load, and a command's
+ * module only when that command runs. A new command is one `cli.command(…)…action(action("name"))`
+ * block below plus its line in `runners`; the global help and the command list follow from them.
  */
-import { cac, type CAC } from "cac";
+import type { CAC } from "cac";
 import pkg from "./package.json" with { type: "json" };
-import { createOutput, EXIT, isLevel, wantColor, type Output } from "./lib/ui/output.ts";
-import { UsageError } from "./lib/ui/units.ts";
+import type { Output } from "./lib/ui/output.ts";
+import { renderedHelp } from "./lib/ui/prerender.ts" with { type: "macro" };
+
+/** The line `kvr --version` prints. */
+const versionLine = () => `kvr ${pkg.version} (bun ${Bun.version}, ${process.platform}-${process.arch})`;
+/** The global help, built in at build time ("" while it is being rendered: the parser prints it then). */
+const HELP = renderedHelp();
+// `kvr --version`, `kvr --help` and a bare `kvr` print and exit before anything else loads.
+{
+  const a = process.argv.slice(2);
+  if (a.length === 1 && (a[0] === "--version" || a[0] === "-v")) {
+    console.info(versionLine());
+    process.exit(0);
+  }
+  if (HELP && (a.length === 0 || (a.length === 1 && (a[0] === "--help" || a[0] === "-h")))) {
+    console.info(HELP);
+    process.exit(0);
+  }
+}
+
+const { cac } = await import("cac");
+const { createOutput, EXIT, isLevel, wantColor } = await import("./lib/ui/output.ts");
+const { UsageError } = await import("./lib/ui/units.ts");
 
 type Options = Record<string, unknown>;
 type Runner = (opts: Options, out: Output) => Promise<number>;
@@ -305,7 +332,7 @@ cli.help((sections) =>
   }),
 );
 cli.version(pkg.version);
-cli.globalCommand.outputVersion = () => console.info(`kvr ${pkg.version} (bun ${Bun.version}, ${process.platform}-${process.arch})`);
+cli.globalCommand.outputVersion = () => console.info(versionLine());
 
 function makeOutput(opts: Options): Output {
   const level = String(opts.logLevel ?? "info");
@@ -409,7 +436,7 @@ async function main(): Promise<number> {
       return reportError(e);
     }
     if (parsed.args.length > 0) {
-      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: master, replica, setnodes, drill, doctor, guard, lab.\n`);
+      process.stderr.write(`kvr: unknown command '${unprotect(parsed.args[0])}'. Commands: ${Object.keys(runners).join(", ")}.\n`);
       return EXIT.USAGE;
     }
     cli.outputHelp();

@@ -1,6 +1,6 @@
 /**
- * memory-flat: peak RSS (from the OS: wait4 of the child, the same figure as /usr/bin/time -v
- * "Maximum resident set size") of `kvr replica --once` syncing 256 MiB against syncing 4 GiB
+ * memory-flat: peak RSS (VmHWM from /proc, sampled while it runs: the exit status' maxrss counts
+ * this process's own RSS, see watchPeakRss) of `kvr replica --once` syncing 256 MiB against syncing 4 GiB
  * held in ONE 4 GiB file. Goal: ratio ≤ 1.2 and the big run < 150 MB.
  * KVR_BENCH_SCALE < 1 shrinks the big run (said in the output); the small run stays 256 MiB.
  */

@@ -3,7 +3,7 @@
  * context (scale, binary, temp root), a registry of child processes and temp dirs that are
  * cleaned up on every path, and small statistics helpers.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -74,6 +74,26 @@ export function killAllSync(): void {
       p.kill("SIGKILL");
     } catch {}
   }
+}
+
+/**
+ * Peak RSS in bytes of a child, from /proc/<pid>/status (VmHWM) read every `everyMs` until it
+ * exits; null when never read. Not the exit's ru_maxrss (Bun's resourceUsage().maxRSS): a child
+ * spawned by this process reports at least this process's own RSS at the spawn, the high-water
+ * mark surviving exec (a 5 MB C program showed 76 MB after a few benchmarks had run).
+ */
+export function watchPeakRss(proc: Bun.Subprocess, everyMs = 20): () => number | null {
+  let peak: number | null = null;
+  const timer = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, "latin1"));
+      if (m && proc.exitCode === null && proc.signalCode === null) peak = Math.max(peak ?? 0, Number(m[1]) * 1024);
+    } catch {
+      // Gone between two reads.
+    }
+  }, everyMs);
+  proc.exited.finally(() => clearInterval(timer));
+  return () => peak;
 }
 
 /** A fresh temp dir, removed by removeTempDirs() or at exit. */

@@ -1,12 +1,13 @@
 /**
  * kvr child processes for the benchmarks: spawned with --json, every NDJSON line kept with the
- * time it arrived, tracked so they die with the run, and their whole-process resource usage
- * (peak RSS from the OS via wait4) read after exit.
+ * time it arrived, tracked so they die with the run, their peak RSS sampled from /proc while
+ * they run (see watchPeakRss) and their CPU time read after exit.
  */
+import { readFileSync } from "node:fs";
 import { connect, type Conn } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
 import { readNdjson } from "../../lib/ui/ndjson.ts";
-import { spawnTracked } from "./harness.ts";
+import { spawnTracked, watchPeakRss } from "./harness.ts";
 
 export interface Event {
   event?: string;
@@ -29,7 +30,7 @@ export interface Child {
   drained: Promise<void>;
   /** Signal, then SIGKILL after graceMs; resolves with the exit code. */
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>;
-  /** Peak RSS in bytes of the exited process (null while running). */
+  /** Peak RSS in bytes so far (VmHWM, sampled every 20 ms; null before the first sample). */
   maxRss(): number | null;
 }
 
@@ -38,6 +39,7 @@ export function spawnKvr(bin: string, args: string[], env: Record<string, string
   const proc = spawnTracked(() =>
     Bun.spawn([bin, ...args, "--json"], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1", ...env } }),
   );
+  const peakRss = watchPeakRss(proc);
   const lines: Event[] = [];
   let err = "";
   const waiters = new Set<() => void>();
@@ -92,22 +94,38 @@ export function spawnKvr(bin: string, args: string[], env: Record<string, string
       clearTimeout(t);
       return code;
     },
-    maxRss: () => proc.resourceUsage()?.maxRSS ?? null,
+    maxRss: peakRss,
   };
 }
 
 export interface Master {
   child: Child;
   port: number;
+  /** User + system CPU the master used so far, ms (10 ms resolution; from /proc). */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
+
+/** User + system CPU of a running process so far, ms, from /proc/<pid>/stat (NaN when unreadable). */
+export function processCpuMs(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are 14th and 15th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+/** sysconf(_SC_CLK_TCK): 100 on every Linux build in use. */
+const CLOCK_TICKS = 100;
 
 /** `kvr master --port 0 <args>`, waiting until it listens. */
 export async function startMaster(bin: string, args: string[]): Promise<Master> {
   const child = spawnKvr(bin, ["master", "--port", "0", "--log-level", "warn", ...args]);
   try {
     const ev = await child.wait((e) => e.event === "listening", 15_000);
-    return { child, port: Number(ev.port), stop: async () => void (await child.stop("SIGTERM", 2000)) };
+    return { child, port: Number(ev.port), cpuMs: () => processCpuMs(child.proc.pid), stop: async () => void (await child.stop("SIGTERM", 2000)) };
   } catch (e) {
     await child.stop("SIGKILL");
     throw e;
@@ -141,6 +159,8 @@ export interface OnceResult {
   wallMs: number;
   /** Peak RSS of the replica process, bytes. */
   maxRss: number | null;
+  /** User + system CPU of the replica process, ms. */
+  cpuMs: number;
   result: Event | undefined;
 }
 
@@ -155,7 +175,8 @@ export async function replicaOnce(bin: string, dir: string, masterPort: number, 
   await child.drained;
   const result = child.lines.find((l) => typeof l.ok === "boolean");
   if (code !== 0 || !result?.ok) throw new Error(`replica --once exited ${code}: ${JSON.stringify(result ?? null)} ${child.stderr().slice(-400)}`);
-  return { ok: true, bytes: Number(result.bytes), syncMs: Number(result.ms), wallMs, maxRss: child.maxRss(), result };
+  const cpu = child.proc.resourceUsage()?.cpuTime.total;
+  return { ok: true, bytes: Number(result.bytes), syncMs: Number(result.ms), wallMs, maxRss: child.maxRss(), cpuMs: cpu === undefined ? NaN : Number(cpu) / 1000, result };
 }
 
 /** A persistent RESP client connection (admin or master control port). */

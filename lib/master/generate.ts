@@ -125,9 +125,10 @@ function fillBlock(seed: number, file: number, block: number, out: Buffer): void
 
 /**
  * Stream a generated file in chunks of at most `chunk` bytes (a multiple of nothing in particular:
- * chunks are cut from whole blocks). Throws for a name the spec does not produce.
+ * chunks are cut from whole blocks). Throws for a name the spec does not produce. `reusable`: as
+ * OpenFile.chunks (source.ts).
  */
-export function* generatedChunks(spec: string | GenerateSpec, name: string, chunk = BLOCK): Generator<Buffer> {
+export function* generatedChunks(spec: string | GenerateSpec, name: string, chunk = BLOCK, reusable?: () => boolean): Generator<Buffer> {
   const s = toSpec(spec);
   const small = smallFiles(s).find((f) => f.name === name);
   if (small) {
@@ -137,10 +138,13 @@ export function* generatedChunks(spec: string | GenerateSpec, name: string, chun
   const idx = sstIndex(s, name);
   if (idx < 0) throw new Error(`'${name}' is not a file of generated checkpoint ${s.count}x${s.size}`);
   const step = Math.max(BLOCK, Math.ceil(chunk / BLOCK) * BLOCK);
+  let buf: Buffer | null = null;
   for (let off = 0; off < s.size; off += step) {
     const len = Math.min(step, s.size - off);
-    // Each output chunk is fresh memory: the socket may hold on to it until it is sent.
-    const buf = Buffer.allocUnsafe(Math.ceil(len / BLOCK) * BLOCK);
+    // Fresh memory unless the consumer says nothing refers to the last chunks any more (the
+    // socket may hold on to what it was given until it is sent).
+    const need = Math.ceil(len / BLOCK) * BLOCK;
+    if (!buf || buf.length < need || !reusable?.()) buf = Buffer.allocUnsafe(need);
     for (let b = 0; b * BLOCK < len; b++) fillBlock(s.seed, idx, off / BLOCK + b, buf.subarray(b * BLOCK, (b + 1) * BLOCK));
     const out = buf.subarray(0, len);
     for (let o = 0; o < out.length; o += chunk) yield out.subarray(o, Math.min(o + chunk, out.length));

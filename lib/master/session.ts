@@ -343,7 +343,8 @@ async function fetchFiles(names: string[], conn: Conn, link: Link, m: MasterCont
       }
       try {
         await link.write(`${file.size}\r\n`);
-        for await (const piece of file.chunks(chunk)) {
+        // A chunk's memory is read into again once the socket no longer refers to it.
+        for await (const piece of file.chunks(chunk, () => conn.flushed)) {
           await m.limiter.take(piece.length);
           await link.writeFile(piece, (n) => (m.stats.bytesSent += n));
         }

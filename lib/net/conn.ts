@@ -39,6 +39,17 @@ export type Sink = (chunk: Buffer) => void | Promise<void>;
 
 type Waiter = { resolve: () => void; reject: (e: NetError) => void };
 
+/**
+ * Free a received piece now, when it is the whole of its memory (a piece split off a larger
+ * read shares it with the rest and is left alone). Every socket read is a fresh buffer; at
+ * hundreds of MB/s the dead ones piled up between collections and each new read touched fresh
+ * pages: freeing each piece once used lets the next read reuse the same warm memory
+ * (ArrayBuffer.prototype.transfer detaches the buffer and releases its contents).
+ */
+function releaseChunk(b: Buffer): void {
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.byteLength > 0 && b.buffer instanceof ArrayBuffer) b.buffer.transfer(0);
+}
+
 export class Conn {
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -135,6 +146,15 @@ export class Conn {
   /** Bytes written to the socket so far. */
   get bytesWritten(): number {
     return this.sock.bytesWritten ?? 0;
+  }
+
+  /**
+   * True when nothing written is held in user space any more: the kernel took every byte, or the
+   * runtime copied what it could not send yet. The memory a caller wrote from is then its own
+   * again (node:net keeps a reference to a chunk it queued while an earlier write was pending).
+   */
+  get flushed(): boolean {
+    return this.sock.writableLength === 0;
   }
 
   /** Bytes received and not yet consumed by a read. */
@@ -306,8 +326,13 @@ export class Conn {
     }
   }
 
-  /** Read exactly `n` bytes, handing each piece to `sink` (awaited: backpressure). */
-  async readExactly(n: number, sink: Sink): Promise<void> {
+  /**
+   * Read exactly `n` bytes, handing each piece to `sink` (awaited: backpressure). With
+   * `release`, the sink promises to keep no reference to a piece once its promise resolved (or
+   * once it returned, when it returns nothing): the piece's memory is then freed at once
+   * (see releaseChunk), not left to the garbage collector.
+   */
+  async readExactly(n: number, sink: Sink, opts: { release?: boolean } = {}): Promise<void> {
     let left = n;
     while (left > 0) {
       if (this.killed) throw this.killed;
@@ -319,7 +344,10 @@ export class Conn {
       const b = this.take(left);
       left -= b.length;
       const r = sink(b);
+      // Only after the sink's own promise resolved: a rejected race (an abort) may leave the
+      // sink still using the piece.
       if (r) await this.race(r);
+      if (opts.release) releaseChunk(b);
     }
   }
 

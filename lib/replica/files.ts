@@ -15,30 +15,6 @@ import { STREAM_LOG, SyncError } from "./names.ts";
 export const TMP_SUFFIX = ".tmp";
 
 /**
- * Bytes written by every file sink of the process between two full garbage collections. Every
- * socket read is a fresh Buffer; at hundreds of MB/s JSC lets these dead buffers pile up for a
- * second or more before collecting, so the peak RSS of a full sync grew with its length (a 4 GiB
- * sync peaked ~30 MB above a 256 MiB one). A collection costs ~5 ms on kvr's small heap, ~70 ms
- * per GiB received (see bench/memory-flat.ts). The policy lives here, where the big receive
- * happens, rather than in the socket layer, which serves every connection of the process.
- */
-const GC_EVERY_BYTES = 64 * 1024 * 1024;
-/** Never more than one forced collection per this many ms (bounds the cost at high rates). */
-const GC_MIN_INTERVAL_MS = 200;
-let receivedSinceGc = 0;
-let lastGc = 0;
-
-/** Count `n` received bytes; force a full collection every GC_EVERY_BYTES (at most one per GC_MIN_INTERVAL_MS). */
-function noteReceived(n: number): void {
-  receivedSinceGc += n;
-  if (receivedSinceGc >= GC_EVERY_BYTES && performance.now() - lastGc >= GC_MIN_INTERVAL_MS) {
-    receivedSinceGc = 0;
-    Bun.gc(true);
-    lastGc = performance.now();
-  }
-}
-
-/**
  * True when `name` looks like part of a RocksDB/Kvrocks checkpoint or kvr's own state: the only
  * files a full sync may delete. Anything else means --dir points at the wrong directory.
  */
@@ -190,7 +166,6 @@ export class FileSink {
 
   /** Append a chunk; the returned promise resolves once it is written (backpressure). */
   readonly write = (chunk: Uint8Array): Promise<void> => {
-    noteReceived(chunk.length);
     const p = this.writeAll(chunk);
     this.pending = p.catch(() => {});
     return p;

@@ -96,10 +96,13 @@ export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
 
   st.setState("fetch_files");
   const groups = splitRoundRobin(files, w).map((g) => g.filter((f) => !present.has(f)));
-  const results = await Promise.allSettled(groups.map((g, i) => (g.length ? fetchWorker(ctx, i + 1, g) : Promise.resolve(0))));
+  // prepareDir removed every stale .tmp: only the workers' own can be in place after this.
+  const tmps = new Set<string>();
+  const results = await Promise.allSettled(groups.map((g, i) => (g.length ? fetchWorker(ctx, i + 1, g, tmps) : Promise.resolve(0))));
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as SyncError);
   if (failures.length > 0) {
-    await removeTmpFiles(dir, files);
+    // Only what may be in place (a few names, not one unlink per listed file: a stop waits on this).
+    await removeTmpFiles(dir, tmps);
     // The first failure that is not the knock-on abort of the others is the cause.
     throw failures.find((f) => f.code !== "ABORTED") ?? failures[0];
   }
@@ -111,7 +114,7 @@ export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
       await fsyncDir(dir);
     }
   } catch (e) {
-    await removeTmpFiles(dir, files);
+    await removeTmpFiles(dir, tmps);
     throw located(e, `target directory ${dir}`);
   }
   st.currentFile = "";
@@ -131,9 +134,10 @@ async function sizeOf(dir: string, names: Iterable<string>): Promise<number> {
 /**
  * One fetch worker: its own connection, one `_fetch_file a,b,c`, then per file a size line and
  * exactly that many bytes into `<name>.tmp` (fsync, rename). CURRENT stays `CURRENT.tmp` until
- * every worker succeeded. Resolves with the bytes received.
+ * every worker succeeded. `tmps` holds every name whose `.tmp` may be in place (added before it
+ * is created, removed once renamed). Resolves with the bytes received.
  */
-export async function fetchWorker(ctx: SyncContext, index: number, names: string[]): Promise<number> {
+export async function fetchWorker(ctx: SyncContext, index: number, names: string[], tmps: Set<string>): Promise<number> {
   const { status: st, out, dir } = ctx;
   const label = `fetch worker ${index}`;
   let conn: Conn | null = null;
@@ -151,15 +155,18 @@ export async function fetchWorker(ctx: SyncContext, index: number, names: string
       out.event("file-start", { name, worker: index });
       const size = parseSizeLine(await conn.readLine(64), name, ctx.maxFileSize);
       st.bytesTotal += size;
+      tmps.add(name);
       const s = (sink = await FileSink.create(dir, name));
       await conn.readExactly(size, (chunk) => {
         offset += chunk.length;
         st.bytesDone += chunk.length;
         st.touch();
         return s.write(chunk);
-      });
+        // The sink keeps no chunk once written: each is freed at once.
+      }, { release: true });
       await s.commit(name !== "CURRENT");
       sink = null;
+      if (name !== "CURRENT") tmps.delete(name);
       ctx.tally.fetched.set(name, size);
       total += size;
       st.filesDone++;

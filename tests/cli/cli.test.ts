@@ -21,6 +21,22 @@ describe("compiled binary", () => {
     expect(r.stdout).toContain(pkg.version);
   });
 
+  test("kvr, kvr --help and kvr -h print, without loading the parser, exactly what the parser prints; -v is --version", async () => {
+    // --no-color keeps the parser in the loop (the start-up shortcut takes only a lone --help).
+    const parsed = await runKvr(["--no-color", "--help"]);
+    expect(parsed.code).toBe(0);
+    expect(parsed.stdout).toContain("$ kvr doctor --help");
+    for (const args of [[], ["--help"], ["-h"]]) {
+      const r = await runKvr(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(parsed.stdout);
+    }
+    const v = await runKvr(["--version"]);
+    expect(v.stdout).toBe(`kvr ${pkg.version} (bun ${Bun.version}, ${process.platform}-${process.arch})\n`);
+    expect((await runKvr(["-v"])).stdout).toBe(v.stdout);
+    expect((await runKvr(["--log-level", "warn", "--version"])).stdout).toBe(v.stdout);
+  });
+
   test("each command's --help teaches with examples", async () => {
     for (const c of ["master", "replica", "setnodes", "drill", "doctor"]) {
       const r = await runKvr([c, "--help"]);

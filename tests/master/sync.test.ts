@@ -51,6 +51,34 @@ describe("full sync", () => {
     for (const f of files) expect(sha(data.get(f)!)).toBe(sha(readFileSync(join(d.path, f))));
   });
 
+  test("a file's chunks are read into the same memory again only when the consumer says nothing refers to it", async () => {
+    const d = tempDir("kvr-master-reuse-");
+    cleanups.push(d.cleanup);
+    const content = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) & 255));
+    writeFileSync(join(d.path, "000010.sst"), content);
+    const spec = parseGenerateSpec("1x300000:seed=3");
+    for (const [src, name, want] of [
+      [dirSource(d.path), "000010.sst", content],
+      [generatedSource(spec), "000010.sst", generatedContent(spec, "000010.sst")],
+    ] as const) {
+      for (const reuse of [true, false]) {
+        const file = await src.open(name);
+        const memory = new Set<ArrayBufferLike>();
+        const copies: Buffer[] = [];
+        let asked = 0;
+        for await (const c of file.chunks(65536, () => (asked++, reuse))) {
+          memory.add(c.buffer);
+          copies.push(Buffer.from(c));
+        }
+        await file.close();
+        expect(Buffer.concat(copies).equals(want)).toBe(true);
+        expect(copies.length).toBe(5);
+        expect(asked).toBe(4);
+        expect(memory.size).toBe(reuse ? 1 : 5);
+      }
+    }
+  });
+
   test("the generator is deterministic and the seed changes the bytes", () => {
     const a = generatedContent("2x100000:seed=5", "000011.sst");
     expect(a.length).toBe(100000);

@@ -256,6 +256,35 @@ describe("peer close and write deadline", () => {
     expect(err?.code).toBe("WRITE_TIMEOUT");
     expect(performance.now() - t0).toBeLessThan(5000);
   });
+
+  test("flushed: false while a write that already resolved is still held in user space, true once it reached the kernel", async () => {
+    let peer!: Conn;
+    const s = await server((c) => {
+      peer = c;
+      c.pauseReading();
+    });
+    const c = await connect("127.0.0.1", s.port, { writeMs: 10_000 });
+    cleanups.push(() => c.destroy());
+    expect(c.flushed).toBe(true);
+    // Small writes resolve at once while the socket takes them; once the kernel's buffers are
+    // full a small write is queued by node:net (still referring to the caller's memory) and
+    // resolves all the same. The caller must not reuse that memory yet: flushed says so.
+    const small = Buffer.alloc(4096, 1);
+    let heldAfterResolve = false;
+    for (let i = 0; i < 20_000 && !heldAfterResolve; i++) {
+      await c.write(small);
+      if (!c.flushed) heldAfterResolve = true;
+    }
+    expect(heldAfterResolve).toBe(true);
+    while (!peer) await Bun.sleep(5);
+    // The peer reads everything: the held bytes reach the kernel.
+    void (async () => {
+      while ((await peer.readChunk()) !== null);
+    })().catch(() => {});
+    await c.drain();
+    for (let i = 0; i < 500 && !c.flushed; i++) await Bun.sleep(10);
+    expect(c.flushed).toBe(true);
+  });
 });
 
 describe("lines, frames and backpressure", () => {
@@ -287,6 +316,103 @@ describe("lines, frames and backpressure", () => {
     });
     expect(got).toBe(total);
     expect(maxPending).toBeLessThan(4 << 20);
+  });
+
+  const detached = (b: Buffer) => (b.buffer as ArrayBuffer).detached;
+
+  /** Byte i of a pattern that shows reordering, loss and duplication. */
+  const pattern = (from: number, n: number) => Buffer.from(Array.from({ length: n }, (_, k) => ((from + k) * 7 + ((from + k) >> 16)) & 255));
+
+  test("readExactly with release: bytes exact and in order; each whole piece is freed once its sink resolved, and only then", async () => {
+    const total = 8 << 20;
+    const s = await server(async (c) => {
+      for (let sent = 0, i = 0; sent < total; i++) {
+        const n = Math.min(total - sent, 37_000 + ((i * 7919) % 300_000));
+        await c.write(pattern(sent, n));
+        sent += n;
+        if (i % 9 === 0) await Bun.sleep(2);
+      }
+      await c.write("tail");
+    });
+    const c = await connect("127.0.0.1", s.port, { readMs: 5000 });
+    cleanups.push(() => c.destroy());
+    const pieces: Buffer[] = [];
+    const copies: Buffer[] = [];
+    let detachedInSink = 0;
+    await c.readExactly(
+      total,
+      async (b) => {
+        pieces.push(b);
+        // Still usable while the sink works on it.
+        if (detached(b)) detachedInSink++;
+        copies.push(Buffer.from(b));
+        await Bun.sleep(pieces.length % 5 === 0 ? 3 : 0);
+      },
+      { release: true },
+    );
+    expect(detachedInSink).toBe(0);
+    expect(Buffer.concat(copies).equals(pattern(0, total))).toBe(true);
+    // Every piece that was the whole of its memory was freed; one split off a larger read (the
+    // last, whose memory the bytes after it still use) was not.
+    const freed = pieces.filter(detached);
+    const shared = pieces.filter((p) => !detached(p) && p.byteLength < p.buffer.byteLength);
+    expect(freed.length).toBeGreaterThan(pieces.length / 2);
+    expect(freed.length + shared.length).toBe(pieces.length);
+    expect((await c.readBytes(4)).toString()).toBe("tail");
+    // Without release nothing is freed.
+    const kept: Buffer[] = [];
+    const s2 = await server(async (x) => void (await x.write(Buffer.alloc(1 << 20, 1))));
+    const c2 = await connect("127.0.0.1", s2.port, { readMs: 5000 });
+    cleanups.push(() => c2.destroy());
+    await c2.readExactly(1 << 20, async (b) => void kept.push(b));
+    expect(kept.some(detached)).toBe(false);
+  });
+
+  test("readExactly with release: a peer FIN or RST in the middle ends it as without release (CLOSED with the count, RESET)", async () => {
+    const fin = await server(async (c) => {
+      await c.write(Buffer.alloc(300_000, 7));
+      c.end();
+    });
+    const c = await connect("127.0.0.1", fin.port, { readMs: 5000 });
+    cleanups.push(() => c.destroy());
+    let got = 0;
+    const { err } = await failure(c.readExactly(400_000, async (b) => void ((got += b.length), await Bun.sleep(20)), { release: true }));
+    expect(err.code).toBe("CLOSED");
+    expect(err.bytesRead).toBe(300_000);
+    expect(got).toBe(300_000);
+    const rst = await server(async (c) => {
+      await c.write(Buffer.alloc(100_000, 1));
+      await Bun.sleep(50);
+      c.destroy(true);
+    });
+    const c2 = await connect("127.0.0.1", rst.port, { readMs: 5000 });
+    cleanups.push(() => c2.destroy());
+    const r = await failure(c2.readExactly(400_000, () => Bun.sleep(20), { release: true }));
+    expect(r.err.code).toBe("RESET");
+  });
+
+  test("release: a piece whose sink was cut short by an abort is not freed (the sink may still use it)", async () => {
+    const s = await server(async (c) => void (await c.write(Buffer.alloc(64 << 10, 7))));
+    const ac = new AbortController();
+    const c = await connect("127.0.0.1", s.port, { readMs: 5000, signal: ac.signal });
+    const seen: Buffer[] = [];
+    let finish!: () => void;
+    const p = c.readExactly(
+      64 << 10,
+      (b) => {
+        seen.push(b);
+        return new Promise<void>((r) => (finish = r));
+      },
+      { release: true },
+    );
+    while (seen.length === 0) await Bun.sleep(5);
+    ac.abort();
+    expect((await failure(p)).err.code).toBe("ABORTED");
+    finish();
+    await Bun.sleep(10);
+    expect(seen.length).toBe(1);
+    expect(detached(seen[0])).toBe(false);
+    expect(seen[0][0]).toBe(7);
   });
 });
 

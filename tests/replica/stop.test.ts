@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { call, replyText } from "../../lib/resp/index.ts";
 import { connect } from "../../lib/net/index.ts";
 import { cleanupAfterEach } from "../helpers/kvr.ts";
-import { straced } from "../helpers/strace.ts";
+import { straced, straceLines } from "../helpers/strace.ts";
 import { bytes } from "./fake-master.ts";
 import { admin, diffDir, establishedTo, ID_R, info, startMaster, startReplica, topology, until, type Master, type Replica } from "./helpers.ts";
 
@@ -173,3 +173,25 @@ test("a slow disk and a master that already sent every file and closed: SLAVEOF 
   expect(after.length).toBeLessThan(43);
   expect(await info(r.port)).toMatchObject({ role: "master", kvr_state: "idle" });
 }, 40_000);
+
+test("a stop in a full sync of 400 files unlinks only the .tmp files in place, not one per listed file", async () => {
+  // 400 files shared by the 4 workers at 4 MiB/s; the stop comes a few files in.
+  const m = await startMaster(["--generate", "400x64KiB", "--rate", "4"]);
+  defer(() => m.stop());
+  const dir = temp();
+  const log = join(temp(), "unlink.log");
+  const r = await startReplica(["--dir", dir], {}, straced(["-e", "trace=unlink,unlinkat"], log));
+  defer(() => r.stop());
+  expect(replyText(await admin(r.port, ["SLAVEOF", "127.0.0.1", String(m.port)]))).toBe("OK");
+  await r.kvr.waitEvent((e) => e.event === "file-done" && r.kvr.events.filter((x) => x.event === "file-done").length >= 8, 15_000);
+  expect(replyText(await admin(r.port, ["SLAVEOF", "NO", "ONE"]))).toBe("OK");
+  await r.kvr.waitEvent((e) => e.event === "stopped", 5000);
+  noTmp(dir);
+  const started = r.kvr.events.filter((e) => e.event === "file-start").length;
+  const tmpUnlinks = straceLines(log).filter((l) => /unlink(at)?\(.*\.tmp"/.test(l)).length;
+  // One per file started (a stale .tmp is removed before each is created), then, for the stop,
+  // the workers' files in flight (at most 4, twice) and CURRENT.tmp: never one per listed file.
+  expect(started).toBeLessThan(100);
+  expect(tmpUnlinks).toBeGreaterThanOrEqual(started);
+  expect(tmpUnlinks).toBeLessThanOrEqual(started + 9);
+}, 30_000);
