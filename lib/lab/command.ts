@@ -65,7 +65,7 @@ async function dataDir(cfg: LabConfig, cleanup: Cleanup): Promise<string> {
 }
 
 /** Start one kvr child and wait until it listens; its stop is registered. */
-async function startNode(name: string, args: string[], cleanup: Cleanup, children: Map<string, Child>, signal: AbortSignal) {
+async function startNode(name: string, args: string[], children: Map<string, Child>, signal: AbortSignal) {
   // No password anywhere in the lab, whatever the environment says.
   const child = spawnSelf(name, args, { env: { KVR_REQUIREPASS: "", KVR_MASTERAUTH: "", KVR_AUTH: "" } });
   children.set(name, child);
@@ -114,7 +114,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
         n.role === "master"
           ? ["master", "--port", "0", "--node-id", n.id, "--generate", /:seed=/i.test(cfg.generate) ? cfg.generate : `${cfg.generate}:seed=${n.name.slice(1)}`, "--write-rate", String(cfg.writeRate)]
           : ["replica", "--port", "0", "--node-id", n.id, "--dir", join(dir, n.name), "--read-timeout", cfg.readTimeout];
-      const a = await startNode(n.name, args, cleanup, children, stop.signal);
+      const a = await startNode(n.name, args, children, stop.signal);
       addrs.set(n.name, { host: "127.0.0.1", port: a.port });
     };
     await Promise.all(nodes.map(start));

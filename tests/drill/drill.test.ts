@@ -3,7 +3,7 @@
  * a broken replica (Kvrocks before the fix), with a kernel-level cut, repeated, and its errors.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { connect, listen } from "../../lib/net/index.ts";
+import { listen } from "../../lib/net/index.ts";
 import { runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { startBrokenReplica, type BrokenReplica } from "./broken-replica.ts";
 import { parseResult, refused } from "./result.ts";

@@ -43,7 +43,7 @@ interface Script {
 }
 
 /** Serve `script` to every connection: handshake honestly, then lie as scripted. */
-async function scriptedMaster(script: Script, stats = { maxWritten: 0 }): Promise<Server> {
+async function scriptedMaster(script: Script): Promise<Server> {
   const s = await listen(
     "127.0.0.1",
     0,

@@ -23,7 +23,7 @@ import { Phases, type Phase, type RunContext } from "../phases.ts";
 import { abortable, Pinger, type PingStats } from "../pinger.ts";
 import { kept, restoreTopology, type RestoreResult, type SavedTopology } from "../restore.ts";
 import { establishedConns, type TcpConn } from "../sys.ts";
-import { ALL_SLOTS, joinTopology, master, nodeId, openTarget, slave, startTarget, topology, type Target } from "../target.ts";
+import { ALL_SLOTS, joinTopology, master, nodeId, openTarget, slave, startTarget, topology } from "../target.ts";
 
 export interface FetchCheck {
   /** How it was checked in the kernel's socket table: on A's port (A's side), towards A (the replica's side), or not at all. */
@@ -187,7 +187,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
       `B ${addrText(v.b.addr)} (${v.b.kind === "kvr" ? "kvr master" : "blackhole: never answers"})` +
       (cfg.mastersAuth ? "; both require --masters-auth" : ""),
   );
-  const { a, aAddr, aConn, b } = m;
+  const { a, aAddr, b } = m;
 
   // ---- the node under test ----
   const target = await phases.run("start-replica", () => startTarget(ctx), (r) => (r.kind === "kvr" ? `kvr replica on ${addrText(r.addr)}` : `node under test ${addrText(r.addr)}`));
