@@ -3,6 +3,7 @@
  * terminal), or with --json one `node` event per node, one `finding` event per finding and a
  * `summary`; and the exit code the run implies.
  */
+import { intField } from "../client/index.ts";
 import { EXIT, type Output } from "../ui/output.ts";
 import { countBySeverity, type Finding, type Severity } from "./findings.ts";
 import type { NodeRecord } from "./survey.ts";
@@ -30,8 +31,6 @@ export interface NodeRow {
   pingMs: number | null;
 }
 
-const int = (v: string | undefined) => (v !== undefined && /^-?\d+$/.test(v) ? Number(v) : null);
-
 /** The rows, in discovery order. */
 export function nodeRows(nodes: NodeRecord[]): NodeRow[] {
   const idx = new Index(nodes);
@@ -53,8 +52,8 @@ export function nodeRows(nodes: NodeRecord[]): NodeRow[] {
       master: s ? infoMasterOf(s) : null,
       link: role === "slave" ? (r.master_link_status ?? null) : null,
       sync: role === "slave" && r.master_sync_in_progress !== undefined ? r.master_sync_in_progress === "1" : null,
-      lastIoSeconds: role === "slave" ? int(r.master_last_io_seconds_ago) : null,
-      offset: role === "slave" ? int(r.slave_repl_offset) : int(r.master_repl_offset),
+      lastIoSeconds: role === "slave" ? intField(r.master_last_io_seconds_ago) : null,
+      offset: role === "slave" ? intField(r.slave_repl_offset) : intField(r.master_repl_offset),
       lag: lag.length ? (lag[lag.length - 1] ?? null) : null,
       version: s ? versionOf(s) : null,
       clusterVersion: s?.version ?? null,

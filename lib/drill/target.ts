@@ -11,7 +11,7 @@ import type { Conn } from "../net/index.ts";
 import { replyText, RespError, SimpleString } from "../resp/index.ts";
 import { spawnSelf, waitListening, type Child } from "./children.ts";
 import { DrillError } from "./errors.ts";
-import { addrText, command, openNode, type NodeAddr } from "./node.ts";
+import { addrText, clusterVersion, command, openNode, type NodeAddr } from "./node.ts";
 import type { RunContext } from "./phases.ts";
 import { recordTopology, type SavedTopology } from "./restore.ts";
 
@@ -100,8 +100,8 @@ export async function joinTopology(
   }
   let id = Buffer.isBuffer(myid) ? myid.toString("utf8") : "";
   const ver = await command(ctl, ["CLUSTERX", "VERSION"], 5000);
-  const cur = Buffer.isBuffer(ver) || typeof ver === "number" ? Number(replyText(ver)) : NaN;
-  if (!Number.isInteger(cur)) throw new DrillError(`the node under test answered CLUSTERX VERSION with ${replyText(ver)}`);
+  const cur = clusterVersion(ver);
+  if (cur === null) throw new DrillError(`the node under test answered CLUSTERX VERSION with ${replyText(ver)}`);
   const saved = record ? await recordTopology(ctl, cur, id.length === 40 ? id : null) : null;
   onChange(saved);
   const idSet = id.length !== 40;

@@ -18,7 +18,7 @@ import type { DrillConfig } from "../options.ts";
 import { waitRecovered, type RecoverResult } from "../recover.ts";
 import { aInfoBytes, startMasters, waitForBytes, type Masters } from "../masters.ts";
 import { createNetns, type Netns } from "../netns.ts";
-import { addrText, command, info, type NodeAddr } from "../node.ts";
+import { addrText, command, info, intField, type NodeAddr } from "../node.ts";
 import { Phases, type Phase, type RunContext } from "../phases.ts";
 import { abortable, Pinger, type PingStats } from "../pinger.ts";
 import { kept, restoreTopology, type RestoreResult, type SavedTopology } from "../restore.ts";
@@ -67,7 +67,6 @@ export interface FetchHangResult {
  */
 const SETTLE_MS = 500;
 
-const num = (v: string | undefined): number | null => (v !== undefined && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : null);
 const pct = (a: number, b: number) => `${b > 0 ? Math.round((a / b) * 100) : 0}%`;
 
 /** A --replica node the run is about to change or has changed: what restore needs. */
@@ -425,7 +424,7 @@ export async function verifyMoved(
     ok =
       cfg.switchTo === "master"
         ? infoAfter.role === "master"
-        : infoAfter.role === "slave" && infoAfter.master_host === bAddr.host && num(infoAfter.master_port) === bAddr.port;
+        : infoAfter.role === "slave" && infoAfter.master_host === bAddr.host && intField(infoAfter.master_port) === bAddr.port;
     if (ok || performance.now() > until) break;
     await Bun.sleep(50);
   }
