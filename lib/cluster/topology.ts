@@ -196,8 +196,8 @@ export function formatSlotRange([a, b]: [number, number]): string {
   return a === b ? String(a) : `${a}-${b}`;
 }
 
-/** Format one node as a nodes-string line. */
-export function formatNode(n: ClusterNode): string {
+/** Format one node as a nodes-string line (a role other than master prints its master id, and no slots). */
+export function formatNode(n: Pick<ClusterNode, "id" | "host" | "port" | "masterId" | "slots"> & { role: string }): string {
   const head = `${n.id} ${n.host} ${n.port} ${n.role} ${n.role === "master" ? "-" : n.masterId}`;
   return n.role === "master" && n.slots.length > 0 ? `${head} ${n.slots.map(formatSlotRange).join(" ")}` : head;
 }
