@@ -5,7 +5,7 @@
  */
 import type { NodeAddr } from "../client/index.ts";
 import { InvalidTopology, readTopologyInput, validateTopology } from "../setnodes/input.ts";
-import { list, parseDuration, parseHostPort, parseIntFlag, UsageError } from "../ui/units.ts";
+import { list, parseDuration, parseHostPort, parseIntFlag, parsePositiveDuration, single, UsageError } from "../ui/units.ts";
 
 export interface DoctorConfig {
   /** Where discovery starts, in the order given, without repeats. */
@@ -25,15 +25,8 @@ export interface DoctorConfig {
   maxLag: number;
 }
 
-function single(flag: string, v: unknown): unknown {
-  if (Array.isArray(v)) throw new UsageError(`--${flag}: give it once`);
-  return v;
-}
-
 function positive(flag: string, v: unknown, dflt: string): number {
-  const ms = parseDuration(flag, single(flag, v) ?? dflt);
-  if (ms <= 0) throw new UsageError(`--${flag}: must be above 0 (example: 3s)`);
-  return ms;
+  return parsePositiveDuration(flag, single(flag, v) ?? dflt);
 }
 
 /** Build the configuration from parsed options; throws UsageError naming the flag. */
@@ -63,7 +56,7 @@ export async function doctorConfig(opts: Record<string, unknown>, env: Record<st
   }
   if (seeds.length === 0) throw new UsageError("give where to start: --seed host:port (repeatable), or the nodes of a topology with --nodes-file <path> or --node <line>");
   const authOpt = single("auth", opts.auth);
-  const auth = authOpt !== undefined ? String(authOpt) : (env.KVR_AUTH ?? null);
+  const auth = authOpt ?? env.KVR_AUTH ?? null;
   return {
     seeds,
     auth: auth === "" ? null : auth,
