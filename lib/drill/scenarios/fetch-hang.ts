@@ -11,6 +11,7 @@ import { formatNodes } from "../../cluster/index.ts";
 import { isNetError, type Conn } from "../../net/index.ts";
 import { replyText, SimpleString } from "../../resp/index.ts";
 import type { Output } from "../../ui/output.ts";
+import { abortable } from "../../ui/time.ts";
 import { formatBytes, formatMs } from "../../ui/units.ts";
 import { DrillError } from "../errors.ts";
 import { guardLine, guardReport, startGuard, type GuardReport } from "../guard.ts";
@@ -20,7 +21,7 @@ import { aInfoBytes, startMasters, waitForBytes, type Masters } from "../masters
 import { createNetns, type Netns } from "../netns.ts";
 import { addrText, command, info, intField, type NodeAddr } from "../node.ts";
 import { Phases, type Phase, type RunContext } from "../phases.ts";
-import { abortable, Pinger, type PingStats } from "../pinger.ts";
+import { Pinger, type PingStats } from "../pinger.ts";
 import { kept, restoreTopology, type RestoreResult, type SavedTopology } from "../restore.ts";
 import { establishedConns, type TcpConn } from "../sys.ts";
 import { ALL_SLOTS, joinTopology, master, nodeId, openTarget, slave, startTarget, topology } from "../target.ts";
