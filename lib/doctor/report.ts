@@ -4,7 +4,7 @@
  * `summary`; and the exit code the run implies.
  */
 import { intField } from "../client/index.ts";
-import { EXIT, type Output } from "../ui/output.ts";
+import { EXIT, tableLines, type Output } from "../ui/output.ts";
 import { countBySeverity, type Finding, type Severity } from "./findings.ts";
 import type { NodeRecord } from "./survey.ts";
 import { Index, infoMasterOf, lagSeries, lastSample, nodeIdOf, roleOf, versionOf } from "./view.ts";
@@ -141,15 +141,9 @@ export function printReport(out: Output, rows: NodeRow[], findings: Finding[], s
     return;
   }
   const head = ["ADDRESS", "ID", "ROLE", "MASTER", "LINK", "SYNC", "LAST IO", "OFFSET", "LAG", "VERSION", "PING ms"];
-  const cells = rows.map(tableCells);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) =>
-    c
-      .map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i])))
-      .join("  ")
-      .trimEnd();
-  out.print(out.c.bold(line(head)));
-  rows.forEach((r, i) => out.print(r.status === "ok" ? line(cells[i]) : out.c.red(line(cells[i]))));
+  const [headLine, ...lines] = tableLines(head, rows.map(tableCells));
+  out.print(out.c.bold(headLine));
+  rows.forEach((r, i) => out.print(r.status === "ok" ? lines[i] : out.c.red(lines[i])));
   if (findings.length) out.print("");
   for (const f of findings) {
     out.print(`${colour(out, f.severity)(f.severity.toUpperCase().padEnd(4))}  ${out.c.bold(f.code)}${f.node ? ` ${f.node}` : ""}: ${f.message}`);

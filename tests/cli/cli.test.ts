@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { KVR_BIN, runKvr } from "../helpers/kvr.ts";
 import pkg from "../../package.json" with { type: "json" };
+import { tableLines } from "../../lib/ui/output.ts";
 import { UsageError, formatBytes, parseDuration, parseHostPort, parsePositiveDuration, parseSize, single } from "../../lib/ui/units.ts";
 
 describe("compiled binary", () => {
@@ -90,6 +91,11 @@ describe("units", () => {
     expect(parseHostPort("t", "[::1]:7000")).toEqual({ host: "::1", port: 7000 });
     expect(() => parseHostPort("target", "127.0.0.1")).toThrow("--target");
     expect(() => parseHostPort("target", "h:70000")).toThrow("--target");
+  });
+
+  test("tableLines pads each column to its widest cell, leaves the last one unpadded and trims the end", () => {
+    expect(tableLines(["A", "BB", "C"], [["xxx", "y", ""], ["1", "22", "z"]])).toEqual(["A    BB  C", "xxx  y", "1    22  z"]);
+    expect(tableLines(["A", "B"], [["x", "y"]], (cell, row, col) => (row >= 0 && col === 0 ? `<${cell}>` : cell))).toEqual(["A  B", "<x>  y"]);
   });
 
   test("formatBytes", () => {
