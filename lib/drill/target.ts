@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatNodes, type ClusterNode, type Topology } from "../cluster/index.ts";
+import { formatNodes, newNodeId, type ClusterNode, type Topology } from "../cluster/index.ts";
 import type { Conn } from "../net/index.ts";
 import { replyText, RespError, SimpleString } from "../resp/index.ts";
 import { spawnSelf, waitListening, type Child } from "./children.ts";
@@ -22,11 +22,6 @@ export interface Target {
 }
 
 export const ALL_SLOTS: Array<[number, number]> = [[0, 16383]];
-
-/** A random 40-character hex node id. */
-export function nodeId(): string {
-  return Buffer.from(crypto.getRandomValues(new Uint8Array(20))).toString("hex");
-}
 
 export function topology(nodes: ClusterNode[]): Topology {
   return { nodes };
@@ -106,7 +101,7 @@ export async function joinTopology(
   onChange(saved);
   const idSet = id.length !== 40;
   if (idSet) {
-    id = nodeId();
+    id = newNodeId();
     const r = await command(ctl, ["CLUSTERX", "SETNODEID", id], 5000);
     if (!(r instanceof SimpleString)) throw new DrillError(`the node under test refused CLUSTERX SETNODEID: ${replyText(r)}`);
   }

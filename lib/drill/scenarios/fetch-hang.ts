@@ -7,7 +7,7 @@
  * hung SETNODES is cut at --give-up; the cut is then released (A stopped) and the time the node
  * took to answer again is measured. Everything started is registered with the run's Cleanup.
  */
-import { formatNodes } from "../../cluster/index.ts";
+import { formatNodes, newNodeId } from "../../cluster/index.ts";
 import { isNetError, type Conn } from "../../net/index.ts";
 import { replyText, SimpleString } from "../../resp/index.ts";
 import type { Output } from "../../ui/output.ts";
@@ -24,7 +24,7 @@ import { Phases, type Phase, type RunContext } from "../phases.ts";
 import { Pinger, type PingStats } from "../pinger.ts";
 import { kept, restoreTopology, type RestoreResult, type SavedTopology } from "../restore.ts";
 import { establishedConns, type TcpConn } from "../sys.ts";
-import { ALL_SLOTS, joinTopology, master, nodeId, openTarget, slave, startTarget, topology } from "../target.ts";
+import { ALL_SLOTS, joinTopology, master, openTarget, slave, startTarget, topology } from "../target.ts";
 
 export interface FetchCheck {
   /** How it was checked in the kernel's socket table: on A's port (A's side), towards A (the replica's side), or not at all. */
@@ -205,8 +205,8 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
   const guarded = () => (guard ? guardReport(guard, startedAt) : null);
 
   // ---- node ids and the first topology: a slave of A ----
-  const idA = nodeId();
-  const idB = nodeId();
+  const idA = newNodeId();
+  const idB = newNodeId();
   const record = target.kind === "external" && !cfg.keep;
   const joined = await phases.run(
     (j) => `topology-v${j.version}`,
