@@ -16,7 +16,7 @@ import { lookup } from "node:dns/promises";
 import type { Output } from "../ui/output.ts";
 import { untilAborted } from "../ui/time.ts";
 import { formatBytes, formatMs } from "../ui/units.ts";
-import { addrText } from "../drill/node.ts";
+import { addrText } from "../client/index.ts";
 import { canonicalIp, errnoName, ERRNO, TCP_STATE, type SockDiag, type TcpSocket } from "../net/sockdiag.ts";
 import type { GuardConfig } from "./options.ts";
 import { NodeWatch, type Replication, type WatchChange } from "./poller.ts";

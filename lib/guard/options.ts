@@ -1,6 +1,5 @@
 /** The guard's options, parsed and checked (UsageError → exit 2 before anything starts). */
-import type { NodeAddr } from "../drill/node.ts";
-import { addrText } from "../drill/node.ts";
+import { addrText, type NodeAddr } from "../client/index.ts";
 import { list, parseDuration, parseHostPort, single, UsageError } from "../ui/units.ts";
 
 export interface GuardConfig {

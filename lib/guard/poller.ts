@@ -11,9 +11,9 @@
  * process per tick rather than one per node (the guard's CPU is mostly this).
  */
 import { connect, type Conn } from "../net/index.ts";
-import { replyText, type RespValue } from "../resp/index.ts";
+import { call, replyText } from "../resp/index.ts";
 import { formatMs } from "../ui/units.ts";
-import { addrText, command, intField, parseInfo, type NodeAddr } from "../drill/node.ts";
+import { addrText, intField, parseInfo, type NodeAddr } from "../client/index.ts";
 
 /** What the node's INFO replication said. */
 export interface Replication {
@@ -126,7 +126,8 @@ export class NodeWatch {
     const what = args[0] === "AUTH" ? "AUTH" : args.join(" ");
     // The deadline runs from the tick that started the poll (connect, AUTH and INFO server included).
     if (this.pending) this.pending.what = what;
-    const reply: RespValue = await command(this.conn!, args, 0);
+    // No read deadline on the connection: the tick measures the reply deadline.
+    const reply = await call(this.conn!, args);
     this.answered();
     if (Buffer.isBuffer(reply)) {
       if (this.reason !== null) {
