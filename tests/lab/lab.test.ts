@@ -57,7 +57,7 @@ test.concurrent("2 masters × 1 replica: free ports, ids, slots split, version 1
     }
     // The masters write: offsets move (10 batches/s by default).
     const before = Number((await info(lab.node("m1").port)).master_repl_offset);
-    await until(async () => Number((await info(lab.node("m1").port)).master_repl_offset) > before, 10_000, 100);
+    await until(async () => Number((await info(lab.node("m1").port)).master_repl_offset) > before, 10_000, "m1's offset to move", 100);
 
     expect(await lab.stop("SIGTERM")).toBe(0);
     expect(lab.kvr.events.at(-1)).toMatchObject({ event: "stopped", signal: "SIGTERM" });
@@ -74,18 +74,18 @@ test.concurrent("faults at run time: KVR FAULT on a master's port and SIGUSR1/SI
     const p0 = await partial();
     // A reset of the live stream: the replica reconnects and resumes by PSYNC.
     expect(replyText(await admin(m1.port, ["KVR", "FAULT", "ADD", "reset:once"]))).toBe("OK");
-    await until(async () => (await partial()) > p0, 20_000, 100);
-    await until(async () => (await replicationOf(r1.port)).master_link_status === "up", 20_000, 100);
+    await until(async () => (await partial()) > p0, 20_000, "a partial sync", 100);
+    await until(async () => (await replicationOf(r1.port)).master_link_status === "up", 20_000, "m1-r1's link up", 100);
     // SIGUSR1 stalls every connection (the test's own INFO to the master too): the replica's offset stops.
     const offset = async () => Number((await replicationOf(r1.port)).slave_repl_offset);
-    await until(async () => (await replicationOf(r1.port)).master_link_status === "up", 20_000, 100);
+    await until(async () => (await replicationOf(r1.port)).master_link_status === "up", 20_000, "m1-r1's link up", 100);
     process.kill(m1.pid, "SIGUSR1");
     await Bun.sleep(1000);
     const stalledAt = await offset();
     await Bun.sleep(1500);
     expect(await offset()).toBe(stalledAt);
     process.kill(m1.pid, "SIGUSR2");
-    await until(async () => (await offset()) > stalledAt, 20_000, 100);
+    await until(async () => (await offset()) > stalledAt, 20_000, "the offset to move past the stall", 100);
     expect(replyText(await admin(m1.port, ["KVR", "FAULT", "LIST"]))).toBe("");
 
     process.kill(m1.pid, "SIGKILL");
@@ -132,7 +132,7 @@ test.concurrent("a lab that cannot start within --timeout: exit 4, a clear error
     expect(kvr.stderr()).toContain("the lab could not start: m1-r1 did not report a completed sync (state connected) within 1 ms");
     expect(kvr.events.some((e) => e.event === "ready")).toBe(false);
     expect(existsSync(dir)).toBe(false);
-    await until(() => processesMentioning(dir).length === 0, 5000, 50);
+    await until(() => processesMentioning(dir).length === 0, 5000, "the lab's processes to exit", 50);
   }), 60_000);
 
 test.concurrent("usage errors: exit 2 naming the flag, nothing started", () =>

@@ -1,6 +1,7 @@
 /** Helpers for replica tests: start a replica child, talk to its admin port, compare dirs. */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseInfo } from "../../lib/client/index.ts";
 import { connect } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
 import { spawnKvr, type KvrProcess } from "../helpers/kvr.ts";
@@ -35,25 +36,10 @@ export async function admin(port: number, args: string[], timeoutMs = 5000): Pro
 
 /** INFO as a key → value map. */
 export async function info(port: number, section = "replication"): Promise<Record<string, string>> {
-  const text = replyText(await admin(port, ["INFO", section]));
-  const out: Record<string, string> = {};
-  for (const line of text.split("\r\n")) {
-    const i = line.indexOf(":");
-    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
+  return parseInfo(replyText(await admin(port, ["INFO", section])));
 }
 
-/** Poll `fn` until it returns a truthy value (or throw after timeoutMs). */
-export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 20): Promise<NonNullable<T>> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await Bun.sleep(everyMs);
-  }
-}
+export { until } from "../helpers/until.ts";
 
 /** Sorted file names of a directory. */
 export function listDir(dir: string): string[] {
