@@ -2,7 +2,6 @@
  * Helpers for kvr doctor tests: run the compiled binary with --json and split its events; start
  * kvr masters (cluster nodes with --node-id) and kvr replicas, push a topology to them.
  */
-import { listen } from "../../lib/net/index.ts";
 import { replyText } from "../../lib/resp/index.ts";
 import { cleanupAfterEach, runKvr } from "../helpers/kvr.ts";
 import { admin, startMaster, startReplica, until, info, type Master, type Replica } from "../replica/helpers.ts";
@@ -42,14 +41,6 @@ export function nodeOf(run: DoctorRun, address: string): Obj {
   const n = run.nodes.find((x) => x.address === address);
   if (!n) throw new Error(`no node event for ${address}: ${JSON.stringify(run.nodes.map((x) => x.address))}`);
   return n;
-}
-
-/** A port nothing listens on (bound once, then closed). */
-export async function closedPort(): Promise<number> {
-  const s = await listen("127.0.0.1", 0, (c) => c.destroy());
-  const port = s.port;
-  await s.close(10);
-  return port;
 }
 
 export const id = (c: string) => c.repeat(40);

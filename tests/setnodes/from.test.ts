@@ -6,9 +6,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatNodes, parseNodes } from "../../lib/cluster/index.ts";
-import { listen } from "../../lib/net/index.ts";
 import { runKvr, tempDir } from "../helpers/kvr.ts";
 import { startFakeNode, type FakeNode, type FakeNodeOptions } from "./fake-node.ts";
+import { closedPort } from "../helpers/ports.ts";
 
 const live: FakeNode[] = [];
 const cleanups: Array<() => void> = [];
@@ -21,13 +21,6 @@ async function fake(o: FakeNodeOptions = {}): Promise<FakeNode> {
   const n = await startFakeNode(o);
   live.push(n);
   return n;
-}
-
-async function closedPort(): Promise<number> {
-  const s = await listen("127.0.0.1", 0, (c) => c.destroy());
-  const p = s.port;
-  await s.close(10);
-  return p;
 }
 
 type Obj = Record<string, any>;

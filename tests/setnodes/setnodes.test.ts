@@ -4,9 +4,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { listen, listenNoAccept, type NoAcceptListener } from "../../lib/net/index.ts";
+import { listenNoAccept, type NoAcceptListener } from "../../lib/net/index.ts";
 import { runKvr, tempDir } from "../helpers/kvr.ts";
 import { mastersTopology, nodeId, startFakeNodes, type FakeNode } from "./fake-node.ts";
+import { closedPort } from "../helpers/ports.ts";
 
 let nodes: FakeNode[] = [];
 let blackholes: NoAcceptListener[] = [];
@@ -41,14 +42,6 @@ function summary(stdout: string): Obj {
   return s;
 }
 const setnodesOf = (n: FakeNode) => n.commands.filter((c) => c[0].toUpperCase() === "CLUSTERX" && c[1].toUpperCase() === "SETNODES");
-
-/** A port nothing listens on (bound once, then closed). */
-async function refusedPort(): Promise<number> {
-  const s = await listen("127.0.0.1", 0, (c) => c.destroy());
-  const port = s.port;
-  await s.close(10);
-  return port;
-}
 
 describe("push", () => {
   test("success: every target gets the canonical topology and version; exit 0; one JSON object per target + summary", async () => {
@@ -134,7 +127,7 @@ describe("push", () => {
 
   test("a refused target → exit 1, reported as refused", async () => {
     const ns = await start(1);
-    const port = await refusedPort();
+    const port = await closedPort();
     const r = await runKvr(["setnodes", "--nodes", mastersTopology(ns), "--version", "2", "--target", ns[0].address, "--target", `127.0.0.1:${port}`, "--json"]);
     expect(r.code).toBe(1);
     const ts = targets(r.stdout);
