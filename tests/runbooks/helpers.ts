@@ -12,18 +12,15 @@ export const RUNBOOKS = resolve(import.meta.dir, "../../runbooks");
 /** The tools a runbook may use besides kvr (see runbooks/lib.sh). */
 const BASE_TOOLS = ["bash", "grep", "sed", "awk", "head", "tail", "cut", "sort", "tr", "wc", "mktemp", "rm", "cat", "cmp", "mv", "dirname"];
 
-/** Tools kvr itself uses when present (kvr drill reads the node's sockets with ss). */
-const KVR_TOOLS = ["ss"];
-
-/** A directory of symlinks: kvr (the built binary), the base tools and kvr's own; no jq. */
+/** A directory of symlinks: kvr (the built binary) and the base tools; no jq, and nothing kvr could call (kvr reads sockets through sock_diag, not ss). */
 export function minimalPath(dir: string): string {
   const bin = join(dir, "bin");
   mkdirSync(bin, { recursive: true });
   symlinkSync(KVR_BIN, join(bin, "kvr"));
-  for (const t of [...BASE_TOOLS, ...KVR_TOOLS]) {
+  for (const t of BASE_TOOLS) {
     const p = Bun.which(t);
-    if (!p && BASE_TOOLS.includes(t)) throw new Error(`${t} is not installed`);
-    if (p) symlinkSync(p, join(bin, t));
+    if (!p) throw new Error(`${t} is not installed`);
+    symlinkSync(p, join(bin, t));
   }
   return bin;
 }
