@@ -94,7 +94,7 @@ export async function startMaster(args: string[], port = 0): Promise<Master> {
   }
 }
 
-/** Established TCP connections whose remote end is 127.0.0.1:port (from `ss`). */
+/** Established TCP connections of this host whose remote port is `port` (counted by `ss`, independently of kvr). */
 export async function establishedTo(port: number): Promise<number> {
   const p = Bun.spawn(["ss", "-tnH", "state", "established", `( dport = :${port} )`], { stdout: "pipe", stderr: "ignore" });
   const text = await new Response(p.stdout).text();
