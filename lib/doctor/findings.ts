@@ -312,8 +312,7 @@ function topologyFindings(nodes: NodeRecord[]): Finding[] {
   if (contents.length > 1) {
     const sets = contents.map((g) => new Set(g.key.split("\n")));
     const all = new Set(sets.flatMap((x) => [...x]));
-    const common = [...all].filter((l) => sets.every((x) => x.has(l)));
-    const differing = [...all].filter((l) => !common.includes(l));
+    const differing = [...all].filter((l) => !sets.every((x) => x.has(l)));
     out.push({
       code: "topology-split",
       severity: "crit",

@@ -434,24 +434,22 @@ export async function verifyMoved(
 }
 
 /**
- * Are the replica's fetch connections to A closed? Stall: A's sockets on its port, seen by `ss`
- * (a closed peer leaves ESTABLISHED even when A does not read). Netns: the cut hides the replica's
- * FIN from A, so the replica's own sockets towards A are counted. Polls up to 1 s.
+ * Are the replica's fetch connections to A closed? Stall: A's sockets on its port, in the kernel's
+ * socket table (a closed peer leaves ESTABLISHED even when A does not read). Netns: the cut hides
+ * the replica's FIN from A, so the replica's own sockets towards A are counted. Polls up to 1 s.
  */
-function checkFetchConns(ns: Netns | null, aAddr: NodeAddr): Promise<FetchCheck> {
+async function checkFetchConns(ns: Netns | null, aAddr: NodeAddr): Promise<FetchCheck> {
   const match = (c: TcpConn) => (ns ? c.peer.host === aAddr.host && c.peer.port === aAddr.port : c.local.port === aAddr.port && c.local.host === aAddr.host);
   const until = performance.now() + 1000;
-  return (async () => {
-    for (;;) {
-      const conns = establishedConns();
-      if (conns === null) return { method: "unchecked" as const, open: null, detail: "the kernel's socket table (sock_diag) cannot be read here" };
-      const open = conns.filter(match);
-      if (open.length === 0 || performance.now() > until) {
-        return ns
-          ? { method: "replica-side" as const, open: open.length, detail: `ESTABLISHED connections to ${addrText(aAddr)} outside the namespace` }
-          : { method: "master-side" as const, open: open.length, detail: `ESTABLISHED connections on A's port ${aAddr.port}` };
-      }
-      await Bun.sleep(50);
+  for (;;) {
+    const conns = establishedConns();
+    if (conns === null) return { method: "unchecked", open: null, detail: "the kernel's socket table (sock_diag) cannot be read here" };
+    const open = conns.filter(match);
+    if (open.length === 0 || performance.now() > until) {
+      return ns
+        ? { method: "replica-side", open: open.length, detail: `ESTABLISHED connections to ${addrText(aAddr)} outside the namespace` }
+        : { method: "master-side", open: open.length, detail: `ESTABLISHED connections on A's port ${aAddr.port}` };
     }
-  })();
+    await Bun.sleep(50);
+  }
 }
