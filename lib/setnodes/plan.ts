@@ -3,7 +3,8 @@
  * bump), targets, deadlines, AUTH, and the optional steps.
  */
 import { formatNodes, type ClusterNode, type Topology } from "../cluster/index.ts";
-import { list, parseHostPort, parseIntFlag, parsePositiveDuration, single, UsageError } from "../ui/units.ts";
+import { sessionOptions } from "../client/index.ts";
+import { list, parseHostPort, parseIntFlag, single, UsageError } from "../ui/units.ts";
 
 export interface Target {
   host: string;
@@ -37,17 +38,6 @@ export function nodeAt(t: Topology, host: string, port: number): ClusterNode | n
   return t.nodes.find((n) => n.host === host && n.port === port) ?? null;
 }
 
-
-/** Deadlines and password for every node contacted (--connect-timeout, --timeout, --auth or KVR_AUTH); throws UsageError. */
-export function sessionOptions(opts: Record<string, unknown>, env: Record<string, string | undefined> = process.env): { connectMs: number; timeoutMs: number; auth: string | null } {
-  const authOpt = single("auth", opts.auth);
-  const auth = authOpt ?? env.KVR_AUTH ?? null;
-  return {
-    connectMs: parsePositiveDuration("connect-timeout", single("connect-timeout", opts.connectTimeout)),
-    timeoutMs: parsePositiveDuration("timeout", single("timeout", opts.timeout)),
-    auth: auth === "" ? null : auth,
-  };
-}
 
 /**
  * The version and target options, checked without the topology (so a usage error comes before
