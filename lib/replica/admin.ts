@@ -54,12 +54,11 @@ type Answer = Buffer | "close";
 /** Start the admin server; the bound port is `server.port`. */
 export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Output): Promise<Server> {
   const checkPassword = opts.requirepass ? passwordChecker(opts.requirepass) : null;
-  let boundPort = opts.port;
   // A replica serves no replicas: its sync counters stay 0.
   const stats = newServerStats();
   const facts = { cluster: true, port: opts.port, startedMs: Date.now() };
   const server = await listen(opts.host, opts.port, (c) => void serve(c), { readMs: opts.idleMs ?? 300_000 });
-  boundPort = facts.port = server.port;
+  facts.port = server.port;
 
   async function serve(conn: Conn): Promise<void> {
     stats.connectionsReceived++;
@@ -179,7 +178,7 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
 
   async function clusterxCmd(args: string[]): Promise<Buffer> {
     return node.exclusive(async () => {
-      const r = clusterx(node.cluster, args.slice(1), { port: boundPort, binds: [opts.host], current: node.master });
+      const r = clusterx(node.cluster, args.slice(1), { port: facts.port, binds: [opts.host], current: node.master });
       node.cluster = r.state;
       try {
         if (r.change.kind === "replicate") {
