@@ -142,9 +142,9 @@ export async function startMasters(ctx: RunContext, ns: Netns | null): Promise<M
   return { a: a.child, aAddr: a.addr, aConn, aWatch, b };
 }
 
-/** A's own count of file bytes sent and its checkpoint size, from its INFO. */
+/** A's own count of file bytes sent and its checkpoint size, from its INFO replication (polled every 20 ms while A serves). */
 export async function aInfoBytes(conn: Conn): Promise<{ sent: number; total: number }> {
-  const i = await info(conn, null, 3000, "master A");
+  const i = await info(conn, "replication", 3000, "master A");
   const sent = intField(i.kvr_bytes_sent);
   const total = intField(i.kvr_checkpoint_bytes);
   if (sent === null || total === null) throw new DrillError("master A's INFO has no kvr_bytes_sent / kvr_checkpoint_bytes");
