@@ -206,8 +206,5 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
-/** Percentile of sorted numbers (nearest rank). */
-export function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
+/** Nearest-rank percentile of sorted values (the drill's own). */
+export { percentile } from "../../lib/drill/report.ts";
