@@ -10,7 +10,8 @@ import { nodesTextFromClusterNodes } from "../../lib/cluster/index.ts";
 import { replyText } from "../../lib/resp/index.ts";
 import { runKvr, spawnKvr, withCleanup } from "../helpers/kvr.ts";
 import { admin, info, until } from "../replica/helpers.ts";
-import { alive, startLab, replicationOf, versionOf } from "./helpers.ts";
+import { pidAlive } from "../../lib/drill/sys.ts";
+import { startLab, replicationOf, versionOf } from "./helpers.ts";
 
 /** Pids of processes whose command line mentions `text`. */
 function processesMentioning(text: string): number[] {
@@ -38,7 +39,7 @@ test.concurrent("2 masters × 1 replica: free ports, ids, slots split, version 1
     expect(new Set(lab.nodes.map((n) => n.port)).size).toBe(4);
     for (const n of lab.nodes) {
       expect(n.id).toMatch(/^[0-9a-f]{40}$/);
-      expect(alive(n.pid)).toBe(true);
+      expect(pidAlive(n.pid)).toBe(true);
     }
     expect(lab.node("m1").slots).toBe("0-8191");
     expect(lab.node("m2").slots).toBe("8192-16383");
@@ -61,7 +62,7 @@ test.concurrent("2 masters × 1 replica: free ports, ids, slots split, version 1
 
     expect(await lab.stop("SIGTERM")).toBe(0);
     expect(lab.kvr.events.at(-1)).toMatchObject({ event: "stopped", signal: "SIGTERM" });
-    for (const n of lab.nodes) expect({ n: n.name, alive: alive(n.pid) }).toEqual({ n: n.name, alive: false });
+    for (const n of lab.nodes) expect({ n: n.name, alive: pidAlive(n.pid) }).toEqual({ n: n.name, alive: false });
     expect(existsSync(lab.dir)).toBe(false);
   }), 120_000);
 
@@ -91,10 +92,10 @@ test.concurrent("faults at run time: KVR FAULT on a master's port and SIGUSR1/SI
     process.kill(m1.pid, "SIGKILL");
     const exit = await lab.kvr.waitEvent((e) => e.event === "node-exit", 10_000);
     expect(exit).toMatchObject({ name: "m1", id: m1.id, address: m1.address, pid: m1.pid });
-    expect(alive(lab.kvr.proc.pid)).toBe(true);
+    expect(pidAlive(lab.kvr.proc.pid)).toBe(true);
     expect(await versionOf(r1.port)).toBe(1);
     expect(await lab.stop("SIGINT")).toBe(0);
-    expect(alive(r1.pid)).toBe(false);
+    expect(pidAlive(r1.pid)).toBe(false);
   }), 120_000);
 
 test.concurrent("--dir: a new directory is created and removed at the end; an existing empty one is emptied and kept; a non-empty one is refused (exit 2, untouched)", () =>
