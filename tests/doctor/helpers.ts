@@ -3,7 +3,7 @@
  * kvr masters (cluster nodes with --node-id) and kvr replicas, push a topology to them.
  */
 import { replyText } from "../../lib/resp/index.ts";
-import { cleanupAfterEach, runKvr } from "../helpers/kvr.ts";
+import { cleanupAfterEach, jsonLines, runKvr } from "../helpers/kvr.ts";
 import { admin, startMaster, startReplica, until, info, type Master, type Replica } from "../replica/helpers.ts";
 
 export type Obj = Record<string, any>;
@@ -24,10 +24,7 @@ export async function doctor(args: string[], env: Record<string, string> = {}): 
   const t0 = performance.now();
   const r = await runKvr(["doctor", ...args, "--json"], { env, timeoutMs: 30_000 });
   const wallMs = performance.now() - t0;
-  const events = r.stdout
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Obj);
+  const events = jsonLines(r.stdout);
   const summary = events.find((e) => e.event === "summary");
   if (!summary) throw new Error(`no summary event (exit ${r.code}); stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   return { ...r, wallMs, nodes: events.filter((e) => e.event === "node"), findings: events.filter((e) => e.event === "finding"), summary };

@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { connect, listen, listenNoAccept, type Conn, type Server } from "../../lib/net/index.ts";
 import { replyText } from "../../lib/resp/index.ts";
-import { KVR_BIN, runKvr, spawnKvr, type KvrEvent, type KvrProcess } from "../helpers/kvr.ts";
+import { jsonLines, KVR_BIN, runKvr, spawnKvr, type KvrEvent, type KvrProcess } from "../helpers/kvr.ts";
 import { spawnBrokenReplica } from "../drill/broken-replica-process.ts";
 import { spawnScriptedNode, type ScriptedNode } from "./scripted-node.ts";
 
@@ -261,7 +261,7 @@ describe("kvr guard: when it cannot run", () => {
       expect(stderr).toContain("CAP_NET_ADMIN");
       expect(stderr).toContain("CONFIG_INET_DIAG_DESTROY");
       expect(stderr).toContain("EPERM");
-      const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
+      const lines = jsonLines(stdout);
       expect(lines[0]).toMatchObject({ event: "self-test", ok: false });
       expect(lines.at(-1)).toMatchObject({ command: "guard", exitCode: 4 });
       expect(lines.some((l) => l.event === "watch")).toBe(false);
@@ -281,7 +281,7 @@ describe("kvr guard: when it cannot run", () => {
       await Bun.sleep(1500);
       r.kill("SIGTERM");
       expect(await r.exited).toBe(0);
-      const events = (await out).trim().split("\n").map((l) => JSON.parse(l));
+      const events = jsonLines(await out);
       expect(events[0]).toMatchObject({ event: "self-test", ok: false, dryRun: true });
       expect(events.find((e) => e.event === "watch")).toMatchObject({ node: `127.0.0.1:${node.port}`, pid: node.pid, pidVerified: true });
       expect(await err).toContain("a run without --dry-run would stop here, exit 4");

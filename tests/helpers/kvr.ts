@@ -106,6 +106,14 @@ export async function runKvr(args: string[], opts: { env?: Record<string, string
   return { code, stdout, stderr };
 }
 
+/** The JSON objects of a --json run's stdout, one per non-empty line. */
+export function jsonLines(stdout: string): Array<Record<string, any>> {
+  return stdout
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
 /** A fresh temp directory, removed by the returned cleanup. */
 export function tempDir(prefix = "kvr-test-"): { path: string; cleanup: () => void } {
   const path = mkdtempSync(resolve(tmpdir(), prefix));

@@ -134,6 +134,9 @@ export async function startFakeNode(o: FakeNodeOptions = {}): Promise<FakeNode> 
   return node;
 }
 
+/** The CLUSTERX SETNODES commands a fake node received, in order. */
+export const setnodesOf = (n: FakeNode) => n.commands.filter((c) => c[0].toUpperCase() === "CLUSTERX" && c[1]?.toUpperCase() === "SETNODES");
+
 /** Start n fake nodes; `opts(i)` gives the options of the i-th. */
 export async function startFakeNodes(n: number, opts: (i: number) => FakeNodeOptions = () => ({})): Promise<FakeNode[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => startFakeNode(opts(i))));

@@ -5,8 +5,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { listenNoAccept, type NoAcceptListener } from "../../lib/net/index.ts";
-import { runKvr, tempDir } from "../helpers/kvr.ts";
-import { mastersTopology, nodeId, startFakeNodes, type FakeNode } from "./fake-node.ts";
+import { jsonLines, runKvr, tempDir } from "../helpers/kvr.ts";
+import { mastersTopology, nodeId, setnodesOf, startFakeNodes, type FakeNode } from "./fake-node.ts";
 import { closedPort } from "../helpers/ports.ts";
 
 let nodes: FakeNode[] = [];
@@ -27,12 +27,6 @@ async function start(n: number, opts: Parameters<typeof startFakeNodes>[1] = () 
 }
 
 type Obj = Record<string, any>;
-function jsonLines(stdout: string): Obj[] {
-  return stdout
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
-}
 function targets(stdout: string): Obj[] {
   return jsonLines(stdout).filter((e) => e.event === "target");
 }
@@ -41,7 +35,6 @@ function summary(stdout: string): Obj {
   if (!s) throw new Error(`no summary in ${stdout}`);
   return s;
 }
-const setnodesOf = (n: FakeNode) => n.commands.filter((c) => c[0].toUpperCase() === "CLUSTERX" && c[1].toUpperCase() === "SETNODES");
 
 describe("push", () => {
   test("success: every target gets the canonical topology and version; exit 0; one JSON object per target + summary", async () => {
