@@ -250,12 +250,7 @@ describe("kvr guard: when it cannot run", () => {
     });
     try {
       const drop = ["setpriv", "--inh-caps", "-net_admin", "--bounding-set", "-net_admin"];
-      const r = Bun.spawn([...drop, KVR_BIN, "guard", "--node", `127.0.0.1:${node.port}`, "--json"], {
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, NO_COLOR: "1" },
-      });
-      const [stdout, stderr, code] = await Promise.all([new Response(r.stdout).text(), new Response(r.stderr).text(), r.exited]);
+      const { stdout, stderr, code } = await runKvr(["guard", "--node", `127.0.0.1:${node.port}`, "--json"], { prefix: drop });
       expect(code).toBe(4);
       expect(stderr).toContain("kvr guard cannot run");
       expect(stderr).toContain("CAP_NET_ADMIN");
@@ -294,8 +289,7 @@ describe("kvr guard: when it cannot run", () => {
     const node = await spawnScriptedNode();
     try {
       const drop = ["setpriv", "--inh-caps", "-net_admin", "--bounding-set", "-net_admin"];
-      const r = Bun.spawn([...drop, KVR_BIN, "drill", "--files", "4", "--file-size", "64KiB", "--replica", `127.0.0.1:${node.port}`, "--guard"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
-      const [stderr, code] = await Promise.all([new Response(r.stderr).text(), r.exited]);
+      const { stderr, code } = await runKvr(["drill", "--files", "4", "--file-size", "64KiB", "--replica", `127.0.0.1:${node.port}`, "--guard"], { prefix: drop });
       expect(code).toBe(4);
       expect(stderr).toContain("the drill could not run: kvr guard exited (code 4)");
       expect(stderr).toContain("CAP_NET_ADMIN");

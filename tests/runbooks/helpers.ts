@@ -5,7 +5,7 @@
  */
 import { mkdirSync, symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { KVR_BIN } from "../helpers/kvr.ts";
+import { KVR_BIN, runProcess } from "../helpers/kvr.ts";
 
 export const RUNBOOKS = resolve(import.meta.dir, "../../runbooks");
 
@@ -43,9 +43,6 @@ export async function runbook(name: string, args: string[], o: { path?: string; 
     delete env.KVR;
   } else env.KVR ??= KVR_BIN;
   const t0 = performance.now();
-  const p = Bun.spawn([join(RUNBOOKS, name), ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env });
-  const timer = setTimeout(() => p.kill("SIGKILL"), o.timeoutMs ?? 90_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(timer);
-  return { code, stdout, stderr, ms: performance.now() - t0 };
+  const r = await runProcess([join(RUNBOOKS, name), ...args], { env, timeoutMs: o.timeoutMs ?? 90_000 });
+  return { ...r, ms: performance.now() - t0 };
 }
