@@ -6,7 +6,7 @@
 import type { Cleanup } from "./cleanup.ts";
 import { DrillError } from "./errors.ts";
 import type { DrillConfig } from "./options.ts";
-import { abortable } from "./pinger.ts";
+import { abortable } from "../ui/time.ts";
 
 export interface Phase {
   name: string;
