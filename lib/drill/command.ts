@@ -6,7 +6,8 @@
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
 import { stopOnSignals } from "../ui/signals.ts";
-import { Cleanup } from "./cleanup.ts";
+import { Cleanup } from "../proc/cleanup.ts";
+import { SetupError } from "../proc/errors.ts";
 import { DrillError } from "./errors.ts";
 import { checkNetnsSupport } from "./netns.ts";
 import { parseDrillOptions } from "./options.ts";
@@ -50,7 +51,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
     }
   } catch (e) {
     if (stop.signal.aborted) error = `interrupted by ${stop.by()}; everything the drill started was stopped`;
-    else if (e instanceof DrillError) error = e.message;
+    else if (e instanceof SetupError) error = e.message;
     // Anything unexpected is still the drill's own failure, never the replica's: exit 4.
     else error = `unexpected error: ${(e as Error)?.message ?? String(e)}`;
   } finally {

@@ -7,7 +7,7 @@
  */
 import { listenNoAccept, type Conn } from "../net/index.ts";
 import { formatMs } from "../ui/units.ts";
-import { spawnSelf, waitListening, type Child, type ChildEvent } from "./children.ts";
+import { spawnSelf, waitListening, type Child, type ChildEvent } from "../proc/children.ts";
 import { DrillError } from "./errors.ts";
 import type { Netns } from "./netns.ts";
 import { addrText, info, intField, openNode, type NodeAddr } from "./node.ts";

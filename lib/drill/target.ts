@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { formatNodes, newNodeId, type ClusterNode, type Topology } from "../cluster/index.ts";
 import type { Conn } from "../net/index.ts";
 import { replyText, RespError, SimpleString } from "../resp/index.ts";
-import { spawnSelf, waitListening, type Child } from "./children.ts";
+import { spawnSelf, waitListening, type Child } from "../proc/children.ts";
 import { DrillError } from "./errors.ts";
 import { addrText, clusterVersion, command, openNode, type NodeAddr } from "./node.ts";
 import type { RunContext } from "./phases.ts";

@@ -9,9 +9,9 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { formatNodes, formatSlotRange } from "../cluster/index.ts";
-import { spawnSelf, waitListening, type Child } from "../drill/children.ts";
-import { Cleanup } from "../drill/cleanup.ts";
-import { DrillError } from "../drill/errors.ts";
+import { spawnSelf, waitListening, type Child } from "../proc/children.ts";
+import { Cleanup } from "../proc/cleanup.ts";
+import { SetupError } from "../proc/errors.ts";
 import { createTargetDir } from "../replica/targetdir.ts";
 import { makePlan } from "../setnodes/plan.ts";
 import { initialResult, pushOne } from "../setnodes/push.ts";
@@ -55,12 +55,12 @@ async function startNode(name: string, args: string[], children: Map<string, Chi
   return abortable(waitListening(child), signal);
 }
 
-/** Push topology version 1 to every node; DrillError naming the nodes that did not take it. */
+/** Push topology version 1 to every node; SetupError naming the nodes that did not take it. */
 async function pushVersion1(topology: ReturnType<typeof labTopology>): Promise<void> {
   const plan = makePlan({ version: "1", all: true, connectTimeout: "3s", timeout: "5s" }, topology, {});
   const results = await Promise.all(plan.targets.map((t) => pushOne(t, plan, 1, initialResult(t))));
   const failed = results.filter((r) => r.result !== "ok");
-  if (failed.length) throw new DrillError(`topology version 1 was not taken by ${failed.map((r) => `${r.address} (${r.phase}: ${r.detail})`).join(", ")}`);
+  if (failed.length) throw new SetupError(`topology version 1 was not taken by ${failed.map((r) => `${r.address} (${r.phase}: ${r.detail})`).join(", ")}`);
 }
 
 export async function run(opts: Record<string, unknown>, out: Output): Promise<number> {
@@ -134,7 +134,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
   } catch (e) {
     if (e instanceof UsageError) throw e;
     if (!stop.signal.aborted) {
-      out.error(`the lab could not start: ${e instanceof DrillError ? e.message : `unexpected error: ${(e as Error)?.message ?? String(e)}`}; everything it started is being removed`);
+      out.error(`the lab could not start: ${e instanceof SetupError ? e.message : `unexpected error: ${(e as Error)?.message ?? String(e)}`}; everything it started is being removed`);
       code = EXIT.DRILL_ERROR;
     }
   } finally {
