@@ -439,6 +439,19 @@ describe("listen", () => {
     expect(err.code).toBe("REFUSED");
   });
 
+  test("an IPv4 client of a dual-stack (::) server is seen at its IPv4 address, not ::ffff:-mapped", async () => {
+    const accepted = Promise.withResolvers<Conn>();
+    const s = await listen("::", 0, (c) => accepted.resolve(c), { readMs: 0 }).catch(() => null);
+    if (!s) return; // no IPv6 on this host: nothing is mapped
+    cleanups.push(() => s.close(50));
+    const c = await connect("127.0.0.1", s.port, { readMs: 0 });
+    cleanups.push(() => c.destroy());
+    const a = await accepted.promise;
+    expect(a.remoteAddress).toBe("127.0.0.1");
+    expect(a.localAddress).toBe("127.0.0.1");
+    expect(a.peer).toBe(`127.0.0.1:${c.localPort}`);
+  });
+
   test("accepted connections carry the server's read deadline", async () => {
     let seen: NetError | null = null;
     const done = Promise.withResolvers<void>();

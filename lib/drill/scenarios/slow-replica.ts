@@ -186,7 +186,7 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
       return { s, sock, listed };
     },
     ({ s, listed }) =>
-      `replica ${addrText({ host: s.conn.localAddress.replace(/^::ffff:/, ""), port: s.marker })}: ` +
+      `replica ${addrText({ host: s.conn.localAddress, port: s.marker })}: ` +
       (s.fullSync ? `full sync of ${s.fullSync.files} files (${formatBytes(s.fullSync.bytes)}), then ` : "") +
       `PSYNC ${s.psyncFrom} accepted; followed ${s.batches} batches (${formatBytes(s.streamBytes)}); ` +
       (listed.found ? `INFO replication lists it (port ${s.marker})` : "not in INFO replication: the drop is seen on the master's end of the socket"),
@@ -322,7 +322,7 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
         ? { kind: cfg.writeRate > 0 ? "stream" : "none", rate: cfg.writeRate, keys: null, sent: null, deleted: null, error: null }
         : { kind: w.writer ? "set" : "none", rate: cfg.writeRate, keys: w.writer?.keys ?? null, sent: w.writer?.sent ?? null, deleted: null, error: w.writer?.error ?? null },
     stuck: {
-      host: stuck.conn.localAddress.replace(/^::ffff:/, ""),
+      host: stuck.conn.localAddress,
       port: stuck.marker,
       psyncFrom: stuck.psyncFrom,
       fullSync: stuck.fullSync,
