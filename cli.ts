@@ -195,11 +195,12 @@ cli
   .option("--cut <mode>", "fetch-hang: stall (app level: no FIN/RST) | netns (kernel level, needs root + iproute2) (default: stall)")
   .option("--cut-at <fraction>", "fetch-hang: cut once this share of the checkpoint was served (default: 30%)")
   .option("--switch-to <role>", "fetch-hang: replica (move to master B) | master (default: replica)")
-  .option("--new-master <kind>", "fetch-hang: kvr (a second kvr master) | blackhole (an address that never answers: the node cannot recover, use --no-recover) (default: kvr)")
+  .option("--new-master <kind>", "fetch-hang: kvr (a second kvr master) | blackhole (an address that never answers: the node cannot recover, so the recovery phase is skipped unless --recover-timeout is given) (default: kvr)")
   .option("--replica <host:port>", "fetch-hang: drill this running node (Kvrocks in cluster mode) instead of a kvr replica")
   .option("--masters-auth <pw>", "fetch-hang: password masters A and B require: the node's masterauth (or env KVR_MASTERS_AUTH; default: --auth, as a cluster shares one password; '' for none)")
   .option("--a-psync <mode>", "fetch-hang: refuse: master A refuses every PSYNC, so the node always full-syncs from it | accept: A takes a PSYNC inside its window like a Kvrocks master (a node holding A's data then streams: the drill stops, exit 4) (default: refuse)")
   .option("--keep", "fetch-hang: leave a --replica node as the drill left it (default: put its topology back at the end, as a new version)")
+  .option("--replace-data", "fetch-hang: drill a --replica node even when it is a master that owns slots or has replicas (refused by default: the drill's full syncs replace the node's data)")
   .option("--advertise-host <host>", "fetch-hang: address the node under test reaches the masters at (default: 127.0.0.1)")
   .option("--files <n>", "fetch-hang: generated checkpoint, number of files (default: 64)")
   .option("--file-size <size>", "fetch-hang: generated checkpoint, size of each file (default: 2MiB)")
@@ -215,7 +216,7 @@ cli
   .example("  kvr drill --cut netns --repeat 5 --json")
   .example("  KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1")
   .example("  KVR_AUTH=secret KVR_MASTERS_AUTH=other kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1 --keep")
-  .example("  kvr drill --replica 127.0.0.1:6666 --guard        # does kvr guard rescue this build? (run on the node's host)")
+  .example("  kvr drill --replica 127.0.0.1:6666 --guard        # a staging node: does kvr guard rescue this build? (on its host)")
   .example("  kvr drill --scenario slow-replica --send-timeout 3s   # a kvr master that drops a stuck replica after 3 s")
   .example("  kvr drill --scenario slow-replica --send-timeout 0 --give-up 10s   # a master before #3357: FAIL")
   .example("  KVR_AUTH=secret kvr drill --scenario slow-replica --master 10.0.0.5:6666      # a running Kvrocks master (staging)")
@@ -224,6 +225,8 @@ cli
       "  answers PING; then the node must stream from B (master_link_status:up, offset ≥ B's checkpoint) within\n" +
       "  --recover-timeout. A --replica node's topology is read before the drill and put back at the end of every run,\n" +
       "  pass or fail (CLUSTERX SETNODES with the version after the drill's last); --keep leaves it as the drill left it.\n" +
+      "  The node's DATA is replaced by the drill's full syncs: a replica resyncs from its master once put back; a master\n" +
+      "  that owns slots or has replicas is refused (exit 4) unless --replace-data. Drill a replica or a staging node.\n" +
       "slow-replica: the drill follows the master's stream as a replica, then stops reading (socket kept open) while\n" +
       "  writes go on and a healthy kvr replica streams from the same master. PASS: the master drops the stuck replica\n" +
       "  within --budget of its receive window closing, PING and the healthy replica never stall. FAIL: still held at\n" +
@@ -278,7 +281,7 @@ cli
   .example("  sudo kvr guard --node 127.0.0.1:6666")
   .example("  KVR_AUTH=secret kvr guard --node 10.0.0.5:6666 --node 10.0.0.5:6667 --json")
   .example("  kvr guard --node 127.0.0.1:6666 --dry-run          # what it would destroy, without privileges")
-  .example("  kvr drill --replica 127.0.0.1:6666 --guard          # prove it rescues your build first")
+  .example("  kvr drill --replica 127.0.0.1:6666 --guard          # on a staging node of the same build: prove it rescues it first")
   .example(
     "\nWhat it destroys: established TCP sockets held by the node's own process (process_id in INFO server,\n" +
       "  checked against the process listening on the node's port) whose remote end is the node's master, that\n" +
