@@ -235,7 +235,8 @@ cli
       "Exit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open, no recovery; a stuck replica\n" +
       "  held, PING or the healthy replica stalled), 2 usage, 4 the drill could not run (the node unreachable, not in\n" +
       "  cluster mode or not a master, its AUTH to A refused, no connection from it to A, a PSYNC into A's stream\n" +
-      "  instead of a full sync, writes refused)",
+      "  instead of a full sync, a master that owns slots or has replicas without --replace-data, writes refused,\n" +
+      "  interrupted by SIGINT/SIGTERM)",
   )
   .action(action("drill"));
 
