@@ -224,7 +224,7 @@ describe("kvr drill --scenario slow-replica --master: a running Kvrocks master (
     const kmPort = Number((await km.waitEvent((e) => e.event === "listening")).port);
     const closed = await closedPort();
     const cases: Array<[string[], RegExp]> = [
-      [["--master", `127.0.0.1:${kmPort}`], /the master refused the drill's writes: SET kvr:drill:\S+: -ERR unknown command `SET`, with args beginning with: `kvr:drill:[^`]+`, `x+…: drill a Kvrocks master that takes SETs/],
+      [["--master", `127.0.0.1:${kmPort}`], /the master refused the drill's writes: SET kvr:drill:\S+: -ERR unknown command `SET`, with args beginning with: `kvr:drill:[^`]+`, `x+…: drill a Kvrocks master \(a kvr master takes no SETs\)/],
       [["--master", `127.0.0.1:${port}`], new RegExp(`the node at 127\\.0\\.0\\.1:${port} is not a master \\(role:slave, a replica of 127\\.0\\.0\\.1:${probe.port}\\): drill its master`)],
       [["--master", `127.0.0.1:${closed}`], new RegExp(`cannot connect to the master under test at 127\\.0\\.0\\.1:${closed}`)],
       [["--master", `127.0.0.1:${noSlots.port}`], /owns no slots: the drill's SETs would be refused \(MOVED\)/],

@@ -159,7 +159,7 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
           throw new DrillError(`cannot open the writing connection to ${addrText(m.addr)}: ${(e as Error).message}`);
         });
         if (refused) {
-          throw new DrillError(`the master refused the drill's writes: ${refused}: drill a Kvrocks master that takes SETs (a kvr master does not), or give --write-rate 0`);
+          throw new DrillError(`the master refused the drill's writes: ${refused}: drill a Kvrocks master (a kvr master takes no SETs), or leave out --master: the drill then starts a kvr master that writes its own stream`);
         }
         return writer;
       },
