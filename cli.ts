@@ -428,7 +428,11 @@ async function main(): Promise<number> {
   }
   for (const k of Object.keys(parsed.options)) parsed.options[k] = unprotect(parsed.options[k]);
   if (parsed.options.help || parsed.options.h) return EXIT.OK;
-  if (!topologyVersion && (parsed.options.version || parsed.options.v)) return EXIT.OK;
+  if (!topologyVersion && (parsed.options.version || parsed.options.v)) {
+    // The parser prints the version itself only when no command was named (`kvr --json --version`).
+    if (cli.matchedCommandName) console.info(versionLine());
+    return EXIT.OK;
+  }
   if (!cli.matchedCommand) {
     try {
       cli.globalCommand.checkUnknownOptions();

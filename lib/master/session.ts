@@ -15,9 +15,9 @@ import { refuseName } from "./source.ts";
 
 const PING_BULK = Buffer.from("$4\r\nping\r\n", "latin1");
 
-/** Kvrocks-style arity: n > 0 exactly n tokens, n < 0 at least -n. */
+/** Kvrocks-style arity: n > 0 exactly n tokens, n < 0 at least -n, [min, max] (CommandArity). */
 const ARITY: CommandArity = {
-  ping: -1,
+  ping: [1, 2],
   auth: 2,
   _db_name: 1,
   replconf: -3,

@@ -38,6 +38,17 @@ describe("compiled binary", () => {
     expect((await runKvr(["--log-level", "warn", "--version"])).stdout).toBe(v.stdout);
   });
 
+  test("kvr <command> --version and -v print the version too (setnodes' --version is the topology version)", async () => {
+    const line = `kvr ${pkg.version} (bun ${Bun.version}, ${process.platform}-${process.arch})\n`;
+    const runs = ["drill", "doctor", "lab", "master", "replica", "guard"].flatMap((c) => [[c, "--version"], [c, "-v"]]);
+    const results = await Promise.all(runs.map((args) => runKvr(args)));
+    results.forEach((r, i) => {
+      expect({ args: runs[i], code: r.code, stdout: r.stdout }).toEqual({ args: runs[i], code: 0, stdout: line });
+    });
+    const s = await runKvr(["setnodes", "--version"]);
+    expect(s.stdout).not.toContain(pkg.version);
+  });
+
   test("each command's --help teaches with examples", async () => {
     for (const c of ["master", "replica", "setnodes", "drill", "doctor"]) {
       const r = await runKvr([c, "--help"]);
