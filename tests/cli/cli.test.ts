@@ -117,7 +117,9 @@ describe("units", () => {
     expect(parseHostPort("t", "127.0.0.1:6666")).toEqual({ host: "127.0.0.1", port: 6666 });
     expect(parseHostPort("t", "[::1]:7000")).toEqual({ host: "::1", port: 7000 });
     expect(() => parseHostPort("target", "127.0.0.1")).toThrow("--target");
-    expect(() => parseHostPort("target", "h:70000")).toThrow("--target");
+    expect(() => parseHostPort("target", "h:70000")).toThrow("--target: 'h:70000': port 70000 is out of range (1–65535)");
+    expect(() => parseHostPort("seed", "127.0.0.1:0")).toThrow("--seed: '127.0.0.1:0': port 0 is out of range (1–65535)");
+    expect(() => parseHostPort("target", "127.0.0.1")).toThrow("is not host:port");
   });
 
   test("tableLines pads each column to its widest cell, leaves the last one unpadded and trims the end", () => {

@@ -1,5 +1,6 @@
 /** The admin port: AUTH, Kvrocks' messages, CLUSTERX / CLUSTER NODES / ROLE / INFO wiring. */
 import { afterEach, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
 import { connect } from "../../lib/net/index.ts";
 import { call, replyText } from "../../lib/resp/index.ts";
 import { runKvr, tempDir } from "../helpers/kvr.ts";
@@ -187,6 +188,14 @@ test("an admin port in use: one line naming the admin port and suggesting --port
   expect(lines).toHaveLength(1);
   expect(lines[0]).toContain(`cannot listen on the admin port 127.0.0.1:${holder.port}: the port is already in use`);
   expect(lines[0]).toContain("--port 0");
+  // A --dir it would have created is not left behind.
+  const fresh = `${d.path}/new`;
+  const again = await runKvr(["replica", "--dir", fresh, "--port", String(holder.port)], { timeoutMs: 10_000 });
+  expect(again.code).toBe(1);
+  const againLines = again.stderr.trim().split("\n");
+  expect(againLines).toHaveLength(1);
+  expect(againLines[0]).toContain(`cannot listen on the admin port 127.0.0.1:${holder.port}`);
+  expect(existsSync(fresh)).toBe(false);
 });
 
 test("SLAVEOF with CR/LF or spaces in the host: -ERR Invalid host, nothing forged in INFO or the log; host names and addresses accepted", async () => {
