@@ -113,7 +113,7 @@ test("a sync resumed after a failed attempt: kvr_bytes_total is the sum of the m
   // The done event carries every summary field, rate included; the final result line repeats them with ok.
   const done = once.kvr.events.find((e) => e.event === "done")!;
   expect(done).toMatchObject({ files: 11, skipped: 0, fetched: 11, bytes: total, attempts: 2, rate: Math.round((total / Number(done.ms)) * 1000) });
-  const last = once.kvr.events[once.kvr.events.length - 1];
+  const last: Record<string, unknown> = once.kvr.events[once.kvr.events.length - 1];
   expect(last).toEqual({ ok: true, files: 11, skipped: 0, fetched: 11, bytes: total, ms: done.ms, rate: done.rate, attempts: 2 });
 }, 30_000);
 
