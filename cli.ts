@@ -109,7 +109,8 @@ cli
       "  (a new connection: at its first command other than AUTH; one that starts with KVR is never faulted)\n" +
       "  reset sends RST (SO_LINGER 0); connections that sent KVR commands are never faulted\n" +
       "Run time: KVR FAULT ADD <spec> | KVR FAULT CLEAR | KVR FAULT LIST (a used-up once/conns= fault leaves the list;\n" +
-      "  the connections it hit stay hit until CLEAR); SIGUSR1 stalls all, SIGUSR2 clears\n" +
+      "  the connections it hit stay hit until CLEAR); SIGUSR1 stalls every connection, live and new, until\n" +
+      "  SIGUSR2 (which clears every fault)\n" +
       "Stream (--write-rate): batches of 1-4 Puts follow --seq; each batch's contents derive from (seed, sequence),\n" +
       "  so a master restarted with the same flags has the same history: a PSYNC for a later batch boundary of it\n" +
       "  fast-forwards there (no full sync). Older than --wal-window batches → out of range (full sync).\n" +
@@ -432,7 +433,11 @@ async function main(): Promise<number> {
   }
   for (const k of Object.keys(parsed.options)) parsed.options[k] = unprotect(parsed.options[k]);
   if (parsed.options.help || parsed.options.h) return EXIT.OK;
-  if (!topologyVersion && (parsed.options.version || parsed.options.v)) return EXIT.OK;
+  if (!topologyVersion && (parsed.options.version || parsed.options.v)) {
+    // The parser prints the version itself only when no command was named (`kvr --json --version`).
+    if (cli.matchedCommandName) console.info(versionLine());
+    return EXIT.OK;
+  }
   if (!cli.matchedCommand) {
     try {
       cli.globalCommand.checkUnknownOptions();

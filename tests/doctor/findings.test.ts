@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { diagnose, stuckSyncNext, unassignedRanges, type Thresholds } from "../../lib/doctor/findings.ts";
 import type { Sample } from "../../lib/doctor/probe.ts";
-import { exitCodeFor } from "../../lib/doctor/report.ts";
+import { exitCodeFor, nodeRows } from "../../lib/doctor/report.ts";
 import type { NodeRecord } from "../../lib/doctor/survey.ts";
 import { parseClusterNodes } from "../../lib/cluster/index.ts";
 
@@ -65,6 +65,14 @@ describe("replication", () => {
     expect(codes([m([10_000, 20_000, 30_000]), r([9_990, 19_980, 29_970])])).toEqual([]);
     expect(codes([m([10_000, 20_000, 30_000]), r([9_000, 15_000, 21_000])])).toEqual(["lag"]);
     expect(codes([m([100, 100]), r([100, 100])])).toEqual([]);
+  });
+
+  test("lag is never negative: a streaming replica read just after its master can be ahead of the master's sample", () => {
+    const m = rec(1, [0, 1].map((k) => sample(k * 1000, { role: "master", master_repl_offset: String(100 + k * 100) })));
+    const r = rec(2, [0, 1].map((k) => sample(k * 1000 + 5, { role: "slave", master_host: "127.0.0.1", master_port: "1", master_link_status: "up", master_sync_in_progress: "0", slave_repl_offset: String(103 + k * 104) })));
+    expect(nodeRows([m, r]).map((row) => row.lag)).toEqual([null, 0]);
+    const [lag] = diagnose([m, r], { ...TH, maxLag: -1 }).filter((f) => f.code === "lag");
+    expect(lag.evidence.find((e) => e.field === "lag")!.values).toEqual([0, 0]);
   });
 
   test("full-sync loop needs sync_full to grow while the replica stays down in every sample", () => {
