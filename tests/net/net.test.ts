@@ -83,6 +83,13 @@ describe("connect", () => {
     expect(fromSystemError(e, "nowhere:1", 0).code).toBe("DNS");
     expect(fromSystemError(Object.assign(new Error("x"), { code: "ECONNREFUSED" }), "h:1", 0).code).toBe("REFUSED");
     expect(fromSystemError(Object.assign(new Error("x"), { code: "ECONNRESET" }), "h:1", 5).bytesRead).toBe(5);
+    // the errno name once, whether or not the message starts with it
+    expect(fromSystemError(Object.assign(new Error("ECONNABORTED: software caused connection abort"), { code: "ECONNABORTED" }), "h:1", 0).message).toBe(
+      "socket error with h:1: ECONNABORTED: software caused connection abort",
+    );
+    expect(fromSystemError(Object.assign(new Error("software caused connection abort"), { code: "ECONNABORTED" }), "h:1", 0).message).toBe(
+      "socket error with h:1: ECONNABORTED software caused connection abort",
+    );
   });
 
   test("remote and local addresses are exposed", async () => {
