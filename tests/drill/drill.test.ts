@@ -263,6 +263,15 @@ describe.skipIf(!netnsOk)("kvr drill --cut netns (root)", () => {
     expect(Bun.spawnSync(["ip", "netns", "list"]).stdout.toString()).not.toContain(run.cut.netns);
   }, 30_000);
 
+  test.skipIf(Bun.spawnSync(["sh", "-c", "command -v setpriv"]).exitCode !== 0)("root without CAP_SYS_ADMIN (a container): exit 4 naming the capabilities, nothing left behind", async () => {
+    const drop = ["setpriv", "--inh-caps", "-sys_admin,-net_admin", "--bounding-set", "-sys_admin,-net_admin"];
+    const before = Bun.spawnSync(["ip", "netns", "list"]).stdout.toString();
+    const r = await runKvr(["drill", ...QUICK, "--cut", "netns"], { prefix: drop, timeoutMs: 20_000 });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain("--cut netns needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN; use --cut stall here");
+    expect(Bun.spawnSync(["ip", "netns", "list"]).stdout.toString()).toBe(before);
+  }, 20_000);
+
   test("PASS; afterwards no namespace, veth or address of the drill is left", async () => {
     const r = await runKvr(["drill", ...QUICK, "--cut", "netns", "--json"], { timeoutMs: 30_000 });
     expect(r.code).toBe(0);
