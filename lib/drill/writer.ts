@@ -62,7 +62,7 @@ export class Writer {
     const { replies } = await this.session.pipeline("SET", [["SET", this.keys[0], this.value]]);
     if (replies[0] instanceof RespError) {
       this.stopped = true;
-      return refusal(this.keys[0], replies[0]);
+      return (this.error = refusal(this.keys[0], replies[0]));
     }
     this.sent = 1;
     this.loop = this.run();
