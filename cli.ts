@@ -296,10 +296,10 @@ cli
 
 cli
   .command("lab", "A local cluster of kvr processes to rehearse runbooks on; stays up until Ctrl-C, then removes everything")
-  .option("--masters <n>", "kvr masters (cluster nodes, generated data), slots split evenly", { default: "3" })
-  .option("--replicas <n>", "kvr replicas per master", { default: "1" })
+  .option("--masters <n>", "kvr masters (cluster nodes, generated data), slots split evenly: 1 to 16", { default: "3" })
+  .option("--replicas <n>", "kvr replicas per master: 0 to 4", { default: "1" })
   .option("--dir <path>", "Data directory, new or empty (default: a temp dir); what the lab writes there is removed on exit")
-  .option("--generate <spec>", "Each master's generated checkpoint: <count>x<size>", { default: "4x256KiB" })
+  .option("--generate <spec>", "Each master's generated checkpoint: <count>x<size>[:seed=<n>] (as kvr master --generate)", { default: "4x256KiB" })
   .option("--write-rate <n/s>", "WriteBatches per second each master streams to its replicas (offsets move, lag is real)", { default: "10" })
   .option("--read-timeout <duration>", "The replicas' read deadline (e.g. 60s: a stalled full sync hangs as on a build without the fix)", { default: "3s" })
   .option("--timeout <duration>", "Start-up deadline: processes, topology, every replica synced", { default: "60s" })

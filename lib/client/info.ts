@@ -1,4 +1,5 @@
-/** Reading INFO replies: key → value, and a master's `slaveN:` lines. */
+/** Reading a node's replies: INFO as key → value, a master's `slaveN:` lines, decimal fields, CLUSTERX VERSION. */
+import { SimpleString, type RespValue } from "../resp/index.ts";
 
 /** Parse an INFO reply into key → value (section headers and blank lines skipped). */
 export function parseInfo(text: string): Record<string, string> {
@@ -45,4 +46,14 @@ export function intField(v: string | undefined): number | null {
   if (v === undefined) return null;
   const s = v.trim();
   return /^-?\d{1,18}$/.test(s) ? Number(s) : null;
+}
+
+/**
+ * A CLUSTERX VERSION reply as a number (Kvrocks answers a bulk string such as "-1"; a simple
+ * string or an integer is read the same), or null when it is not a whole number.
+ */
+export function clusterVersion(reply: RespValue): number | null {
+  if (typeof reply === "number") return Number.isSafeInteger(reply) ? reply : null;
+  if (Buffer.isBuffer(reply)) return intField(reply.toString("utf8"));
+  return reply instanceof SimpleString ? intField(reply.value) : null;
 }

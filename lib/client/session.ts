@@ -6,6 +6,7 @@
  */
 import { connect, isNetError, type Conn, type NetErrorCode } from "../net/index.ts";
 import { call, encodeCommand, RespDecoder, RespError, type RespValue } from "../resp/index.ts";
+import { parsePositiveDuration, single } from "../ui/units.ts";
 import type { NodeAddr } from "./addr.ts";
 
 /** error: the node replied an error; timeout: a connect or reply deadline; refused; failed: anything else. */
@@ -67,6 +68,19 @@ export function authHint(phase: string, reply: RespError): string {
   if (reply.prefix === "NOAUTH") return " (the node needs a password: give --auth or set KVR_AUTH)";
   if (phase === "auth") return " (check --auth / KVR_AUTH)";
   return "";
+}
+
+/**
+ * The session options a command's flags give: --connect-timeout and --timeout (3 s when absent,
+ * above 0), --auth or else KVR_AUTH ("" = no password). Throws UsageError naming the flag.
+ */
+export function sessionOptions(opts: Record<string, unknown>, env: Record<string, string | undefined> = process.env): SessionOptions {
+  const auth = single("auth", opts.auth) ?? env.KVR_AUTH ?? null;
+  return {
+    connectMs: parsePositiveDuration("connect-timeout", single("connect-timeout", opts.connectTimeout) ?? "3s"),
+    timeoutMs: parsePositiveDuration("timeout", single("timeout", opts.timeout) ?? "3s"),
+    auth: auth === "" ? null : auth,
+  };
 }
 
 /** Open a session with a node (connect + AUTH). Throws NodeFailure. */

@@ -15,6 +15,8 @@ export const KVR_SERVER_VERSION = `kvr-${pkg.version}`;
 export const KVR_GIT_SHA1 = "00000000";
 /** The Redis version Kvrocks claims compatibility with (its REDIS_VERSION), kept for clients that check it. */
 const REDIS_VERSION = "4.0.0";
+/** `os` of INFO server: asked of the system once (three uname calls), not at every INFO. */
+let osText: string | null = null;
 
 /** The process facts of `# Server`. */
 export interface ServerFacts {
@@ -38,7 +40,7 @@ export function serverSection(f: ServerFacts, nowMs = Date.now()): string {
     ["kvrocks_git_sha1", KVR_GIT_SHA1],
     ["redis_mode", mode],
     ["kvrocks_mode", mode],
-    ["os", `${type()} ${release()} ${machine()}`],
+    ["os", (osText ??= `${type()} ${release()} ${machine()}`)],
     ["arch_bits", 64],
     ["process_id", process.pid],
     ["tcp_port", f.port],

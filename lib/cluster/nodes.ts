@@ -3,7 +3,7 @@
  * `<id> <host>:<port>@<cport>[,<hostname>] <flags> <master-id>|- <ping-sent> <pong-recv> <epoch> <link> [<slot>…]`.
  * Kvrocks prints its topology version as the epoch of every line. Pure: no sockets.
  */
-import { formatNodes, NODE_ID_LEN, parseNodes, type ClusterNode, type Topology } from "./topology.ts";
+import { formatNode, formatNodes, NODE_ID_LEN, parseNodes, type ClusterNode, type Topology } from "./topology.ts";
 
 /** One line of CLUSTER NODES. */
 export interface ClusterNodesEntry {
@@ -107,9 +107,12 @@ export function parseClusterNodes(text: string): ClusterNodesView {
 
 /** A line of the view as a nodes-string line (`<id> <host> <port> <role> <master|-> [slots]`), the form topologies are compared in. */
 export function canonicalLine(e: ClusterNodesEntry): string {
-  const head = `${e.id} ${e.host} ${e.port} ${e.role} ${e.role === "master" ? "-" : e.masterId}`;
-  const slots = e.slots.map(([a, b]) => (a === b ? String(a) : `${a}-${b}`)).join(" ");
-  return e.role === "master" && slots ? `${head} ${slots}` : head;
+  return formatNode(e);
+}
+
+/** The content of a view's entries as sorted nodes-string lines joined by "\n": equal keys = the same topology. */
+export function topologyKey(entries: ClusterNodesEntry[]): string {
+  return entries.map(canonicalLine).sort().join("\n");
 }
 
 /**

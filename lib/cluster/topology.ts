@@ -6,6 +6,7 @@
  * Parsing follows Kvrocks' order of checks line by line, so the first error reported is the one
  * a Kvrocks node would report for the same string.
  */
+import { randomBytes } from "node:crypto";
 import { networkInterfaces } from "node:os";
 
 /** Number of hash slots in a Kvrocks cluster. */
@@ -20,6 +21,11 @@ export const CLUSTER_PORT_INCR = 10000;
  * admin port accepts (lib/replica/admin.ts), so no node could take a longer SETNODES.
  */
 export const MAX_NODES_BYTES = 8 * 1024 * 1024;
+
+/** A fresh random node id: 40 lowercase hex characters. */
+export function newNodeId(): string {
+  return randomBytes(NODE_ID_LEN / 2).toString("hex");
+}
 
 /** Kvrocks' error messages (without the "ERR " prefix word). */
 export const MSG = {
@@ -198,8 +204,8 @@ export function formatSlotRange([a, b]: [number, number]): string {
   return a === b ? String(a) : `${a}-${b}`;
 }
 
-/** Format one node as a nodes-string line. */
-export function formatNode(n: ClusterNode): string {
+/** Format one node as a nodes-string line (a role other than master prints its master id, and no slots). */
+export function formatNode(n: Pick<ClusterNode, "id" | "host" | "port" | "masterId" | "slots"> & { role: string }): string {
   const head = `${n.id} ${n.host} ${n.port} ${n.role} ${n.role === "master" ? "-" : n.masterId}`;
   return n.role === "master" && n.slots.length > 0 ? `${head} ${n.slots.map(formatSlotRange).join(" ")}` : head;
 }

@@ -2,7 +2,7 @@
  * The diagnosis: from what the survey saw, the findings — each with a severity, the node(s), the
  * evidence (the fields and their values per sample) and the next step. Pure: no I/O.
  */
-import { canonicalLine, CLUSTER_SLOTS, type ClusterNodesEntry, type ClusterNodesView } from "../cluster/index.ts";
+import { canonicalLine, CLUSTER_SLOTS, formatSlotRange, topologyKey, type ClusterNodesEntry, type ClusterNodesView } from "../cluster/index.ts";
 import type { Sample } from "./probe.ts";
 import type { NodeRecord } from "./survey.ts";
 import { entryAddress, Index, infoMasterOf, lagSeries, lastSample, numSeries, roleOf, series, topologyVersionOf, versionOf } from "./view.ts";
@@ -285,7 +285,7 @@ function groupBy<T>(xs: T[], key: (x: T) => string): Array<{ key: string; items:
 }
 
 /** The topology's content key (sorted canonical lines), computed when the survey did not. */
-const keyOf = (s: Sample) => s.topologyKey ?? s.clusterNodes!.entries.map(canonicalLine).sort().join("\n");
+const keyOf = (s: Sample) => s.topologyKey ?? topologyKey(s.clusterNodes!.entries);
 
 function topologyFindings(nodes: NodeRecord[]): Finding[] {
   const cn = clusterNodesOf(nodes);
@@ -312,8 +312,7 @@ function topologyFindings(nodes: NodeRecord[]): Finding[] {
   if (contents.length > 1) {
     const sets = contents.map((g) => new Set(g.key.split("\n")));
     const all = new Set(sets.flatMap((x) => [...x]));
-    const common = [...all].filter((l) => sets.every((x) => x.has(l)));
-    const differing = [...all].filter((l) => !common.includes(l));
+    const differing = [...all].filter((l) => !sets.every((x) => x.has(l)));
     out.push({
       code: "topology-split",
       severity: "crit",
@@ -399,7 +398,7 @@ function coverage(nodes: NodeRecord[], idx: Index): Finding[] {
   const free = unassignedRanges(ref.view.entries);
   if (free.length > 0) {
     const count = free.reduce((a, [x, y]) => a + y - x + 1, 0);
-    const text = free.map(([a, b]) => (a === b ? String(a) : `${a}-${b}`));
+    const text = free.map(formatSlotRange);
     out.push({
       code: "slot-coverage",
       severity: "crit",

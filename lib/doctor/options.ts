@@ -3,9 +3,9 @@
  * seeds (--seed, or the nodes of a --nodes-file/--node topology), AUTH, concurrency, deadlines,
  * samples and the thresholds of the findings.
  */
-import type { NodeAddr } from "../client/index.ts";
+import { sessionOptions, type NodeAddr } from "../client/index.ts";
 import { InvalidTopology, readTopologyInput, validateTopology } from "../setnodes/input.ts";
-import { list, parseDuration, parseHostPort, parseIntFlag, UsageError } from "../ui/units.ts";
+import { list, parseDuration, parseHostPort, parseIntFlag, parsePositiveDuration, single, UsageError } from "../ui/units.ts";
 
 export interface DoctorConfig {
   /** Where discovery starts, in the order given, without repeats. */
@@ -25,16 +25,6 @@ export interface DoctorConfig {
   maxLag: number;
 }
 
-function single(flag: string, v: unknown): unknown {
-  if (Array.isArray(v)) throw new UsageError(`--${flag}: give it once`);
-  return v;
-}
-
-function positive(flag: string, v: unknown, dflt: string): number {
-  const ms = parseDuration(flag, single(flag, v) ?? dflt);
-  if (ms <= 0) throw new UsageError(`--${flag}: must be above 0 (example: 3s)`);
-  return ms;
-}
 
 /** Build the configuration from parsed options; throws UsageError naming the flag. */
 export async function doctorConfig(opts: Record<string, unknown>, env: Record<string, string | undefined> = process.env): Promise<DoctorConfig> {
@@ -62,17 +52,16 @@ export async function doctorConfig(opts: Record<string, unknown>, env: Record<st
     }
   }
   if (seeds.length === 0) throw new UsageError("give where to start: --seed host:port (repeatable), or the nodes of a topology with --nodes-file <path> or --node <line>");
-  const authOpt = single("auth", opts.auth);
-  const auth = authOpt !== undefined ? String(authOpt) : (env.KVR_AUTH ?? null);
+  const { connectMs, timeoutMs, auth } = sessionOptions(opts, env);
   return {
     seeds,
-    auth: auth === "" ? null : auth,
+    auth,
     concurrency: parseIntFlag("concurrency", single("concurrency", opts.concurrency) ?? "64", 1, 4096),
-    connectMs: positive("connect-timeout", opts.connectTimeout, "3s"),
-    timeoutMs: positive("timeout", opts.timeout, "3s"),
+    connectMs,
+    timeoutMs,
     samples: parseIntFlag("samples", single("samples", opts.samples) ?? "2", 1, 1000),
     intervalMs: parseDuration("interval", single("interval", opts.interval) ?? "2s"),
-    stuckAfterMs: positive("stuck-after", opts.stuckAfter, "10s"),
+    stuckAfterMs: parsePositiveDuration("stuck-after", single("stuck-after", opts.stuckAfter) ?? "10s"),
     maxLag: parseIntFlag("max-lag", single("max-lag", opts.maxLag) ?? "100000", 0),
   };
 }

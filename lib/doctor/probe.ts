@@ -3,7 +3,7 @@
  * given, then only read-only commands, each under the reply deadline. Never throws: a node that
  * cannot be looked at is a ProbeFailure saying why.
  */
-import { NodeFailure, openSession, parseInfo, type NodeAddr, type Session } from "../client/index.ts";
+import { clusterVersion, NodeFailure, openSession, parseInfo, type NodeAddr, type Session } from "../client/index.ts";
 import { ClusterNodesError, type ClusterNodesView } from "../cluster/index.ts";
 import { topologyReader, type TopologyReader } from "./topology.ts";
 import { replyText, RespError, type RespValue } from "../resp/index.ts";
@@ -133,8 +133,7 @@ export async function probe(addr: NodeAddr, o: ProbeOptions, t0: number, read: T
       const [nodes, info, version] = (await s.pipeline("CLUSTER", CLUSTER_COMMANDS)).replies;
       readClusterNodes(sample, nodes, read);
       sample.clusterInfo = info instanceof RespError ? null : infoOf(info);
-      const v = typeof version === "number" ? String(version) : (text(version) ?? "").trim();
-      sample.version = /^-?\d{1,18}$/.test(v) ? Number(v) : null;
+      sample.version = clusterVersion(version);
     }
     return { ok: true, sample };
   } catch (e) {

@@ -3,7 +3,8 @@
  * terminal), or with --json one `node` event per node, one `finding` event per finding and a
  * `summary`; and the exit code the run implies.
  */
-import { EXIT, type Output } from "../ui/output.ts";
+import { intField } from "../client/index.ts";
+import { EXIT, tableLines, type Output } from "../ui/output.ts";
 import { countBySeverity, type Finding, type Severity } from "./findings.ts";
 import type { NodeRecord } from "./survey.ts";
 import { Index, infoMasterOf, lagSeries, lastSample, nodeIdOf, roleOf, versionOf } from "./view.ts";
@@ -30,8 +31,6 @@ export interface NodeRow {
   pingMs: number | null;
 }
 
-const int = (v: string | undefined) => (v !== undefined && /^-?\d+$/.test(v) ? Number(v) : null);
-
 /** The rows, in discovery order. */
 export function nodeRows(nodes: NodeRecord[]): NodeRow[] {
   const idx = new Index(nodes);
@@ -53,8 +52,8 @@ export function nodeRows(nodes: NodeRecord[]): NodeRow[] {
       master: s ? infoMasterOf(s) : null,
       link: role === "slave" ? (r.master_link_status ?? null) : null,
       sync: role === "slave" && r.master_sync_in_progress !== undefined ? r.master_sync_in_progress === "1" : null,
-      lastIoSeconds: role === "slave" ? int(r.master_last_io_seconds_ago) : null,
-      offset: role === "slave" ? int(r.slave_repl_offset) : int(r.master_repl_offset),
+      lastIoSeconds: role === "slave" ? intField(r.master_last_io_seconds_ago) : null,
+      offset: role === "slave" ? intField(r.slave_repl_offset) : intField(r.master_repl_offset),
       lag: lag.length ? (lag[lag.length - 1] ?? null) : null,
       version: s ? versionOf(s) : null,
       clusterVersion: s?.version ?? null,
@@ -142,15 +141,9 @@ export function printReport(out: Output, rows: NodeRow[], findings: Finding[], s
     return;
   }
   const head = ["ADDRESS", "ID", "ROLE", "MASTER", "LINK", "SYNC", "LAST IO", "OFFSET", "LAG", "VERSION", "PING ms"];
-  const cells = rows.map(tableCells);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) =>
-    c
-      .map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i])))
-      .join("  ")
-      .trimEnd();
-  out.print(out.c.bold(line(head)));
-  rows.forEach((r, i) => out.print(r.status === "ok" ? line(cells[i]) : out.c.red(line(cells[i]))));
+  const [headLine, ...lines] = tableLines(head, rows.map(tableCells));
+  out.print(out.c.bold(headLine));
+  rows.forEach((r, i) => out.print(r.status === "ok" ? lines[i] : out.c.red(lines[i])));
   if (findings.length) out.print("");
   for (const f of findings) {
     out.print(`${colour(out, f.severity)(f.severity.toUpperCase().padEnd(4))}  ${out.c.bold(f.code)}${f.node ? ` ${f.node}` : ""}: ${f.message}`);

@@ -4,7 +4,7 @@
  * holding it). A large cluster then costs one topology in memory and one parse per content, not
  * one per node.
  */
-import { canonicalLine, parseClusterNodes, type ClusterNodesEntry, type ClusterNodesView } from "../cluster/index.ts";
+import { parseClusterNodes, topologyKey, type ClusterNodesEntry, type ClusterNodesView } from "../cluster/index.ts";
 
 export interface ReadTopology {
   /** The node's view: shared entries, its own `myself` and version. */
@@ -50,7 +50,7 @@ export function topologyReader(): TopologyReader {
     let t = byText.get(normal);
     if (!t) {
       const v = parseClusterNodes(reply.toString("utf8"));
-      const key = v.entries.map(canonicalLine).sort().join("\n");
+      const key = topologyKey(v.entries);
       let shared = byKey.get(key);
       if (!shared) {
         // Kept for every node holding this content: nothing of this node's own.

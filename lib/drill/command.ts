@@ -5,7 +5,9 @@
  */
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
-import { Cleanup } from "./cleanup.ts";
+import { stopOnSignals } from "../ui/signals.ts";
+import { Cleanup } from "../proc/cleanup.ts";
+import { SetupError } from "../proc/errors.ts";
 import { DrillError } from "./errors.ts";
 import { checkNetnsSupport } from "./netns.ts";
 import { parseDrillOptions } from "./options.ts";
@@ -16,18 +18,7 @@ import { headerOf, runOnce, stopsRepeat, type RunResult } from "./scenarios/inde
 export async function run(opts: Record<string, unknown>, out: Output): Promise<number> {
   const cfg = parseDrillOptions(opts);
   const cleanup = new Cleanup((m) => out.warn(m));
-  const stop = new AbortController();
-  let interruptedBy: string | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (interruptedBy) return;
-    interruptedBy = sig;
-    out.warn(`${sig}: stopping the drill and removing everything it started`);
-    stop.abort();
-  };
-  const onInt = () => onSignal("SIGINT");
-  const onTerm = () => onSignal("SIGTERM");
-  process.on("SIGINT", onInt);
-  process.on("SIGTERM", onTerm);
+  const stop = stopOnSignals((sig) => out.warn(`${sig}: stopping the drill and removing everything it started`));
 
   const runs: RunResult[] = [];
   let error: string | null = null;
@@ -59,14 +50,13 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
       if (stop.signal.aborted) throw new DrillError("interrupted");
     }
   } catch (e) {
-    if (stop.signal.aborted) error = `interrupted by ${interruptedBy}; everything the drill started was stopped`;
-    else if (e instanceof DrillError) error = e.message;
+    if (stop.signal.aborted) error = `interrupted by ${stop.by()}; everything the drill started was stopped`;
+    else if (e instanceof SetupError) error = e.message;
     // Anything unexpected is still the drill's own failure, never the replica's: exit 4.
     else error = `unexpected error: ${(e as Error)?.message ?? String(e)}`;
   } finally {
     await cleanup.run();
-    process.off("SIGINT", onInt);
-    process.off("SIGTERM", onTerm);
+    stop.dispose();
   }
 
   if (error !== null) {

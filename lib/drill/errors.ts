@@ -1,8 +1,11 @@
 /**
  * A DrillError means the drill itself could not run (ports, permissions, the node under test
- * unreachable): exit 4, never reported as a failure of the replica.
+ * unreachable): exit 4, never reported as a failure of the replica. A SetupError from the child
+ * processes (lib/proc) means the same.
  */
-export class DrillError extends Error {
+import { SetupError } from "../proc/errors.ts";
+
+export class DrillError extends SetupError {
   constructor(message: string) {
     super(message);
     this.name = "DrillError";

@@ -3,8 +3,8 @@
  * duration, and what it did, for the verdict. Proves on staging that the guard rescues a build
  * before it is deployed.
  */
-import { spawnSelf, type Child } from "./children.ts";
-import type { Cleanup } from "./cleanup.ts";
+import { spawnSelf, type Child } from "../proc/children.ts";
+import type { Cleanup } from "../proc/cleanup.ts";
 import { DrillError } from "./errors.ts";
 import { addrText, type NodeAddr } from "./node.ts";
 import { formatMs } from "../ui/units.ts";

@@ -5,7 +5,7 @@
  */
 import type { Conn } from "../net/index.ts";
 import { formatMs } from "../ui/units.ts";
-import type { Child } from "./children.ts";
+import type { Child } from "../proc/children.ts";
 import { DrillError } from "./errors.ts";
 import { addrText, info, intField, openNode, type NodeAddr } from "./node.ts";
 import type { RunContext } from "./phases.ts";

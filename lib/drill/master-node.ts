@@ -9,7 +9,7 @@ import { formatSlotRange, parseClusterNodes } from "../cluster/index.ts";
 import type { Conn } from "../net/index.ts";
 import { encodeCommand, replyText, RespError } from "../resp/index.ts";
 import { formatMs } from "../ui/units.ts";
-import { spawnSelf, waitListening, type Child } from "./children.ts";
+import { spawnSelf, waitListening, type Child } from "../proc/children.ts";
 import { DrillError } from "./errors.ts";
 import { addrText, command, info, intField, openNode, type NodeAddr } from "./node.ts";
 import type { RunContext } from "./phases.ts";

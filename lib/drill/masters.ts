@@ -7,10 +7,10 @@
  */
 import { listenNoAccept, type Conn } from "../net/index.ts";
 import { formatMs } from "../ui/units.ts";
-import { spawnSelf, waitListening, type Child, type ChildEvent } from "./children.ts";
+import { spawnSelf, waitListening, type Child, type ChildEvent } from "../proc/children.ts";
 import { DrillError } from "./errors.ts";
 import type { Netns } from "./netns.ts";
-import { addrText, info, openNode, type NodeAddr } from "./node.ts";
+import { addrText, info, intField, openNode, type NodeAddr } from "./node.ts";
 import type { RunContext } from "./phases.ts";
 
 export interface MasterB {
@@ -142,13 +142,11 @@ export async function startMasters(ctx: RunContext, ns: Netns | null): Promise<M
   return { a: a.child, aAddr: a.addr, aConn, aWatch, b };
 }
 
-const num = (v: string | undefined): number | null => (v !== undefined && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : null);
-
-/** A's own count of file bytes sent and its checkpoint size, from its INFO. */
+/** A's own count of file bytes sent and its checkpoint size, from its INFO replication (polled every 20 ms while A serves). */
 export async function aInfoBytes(conn: Conn): Promise<{ sent: number; total: number }> {
-  const i = await info(conn, null, 3000, "master A");
-  const sent = num(i.kvr_bytes_sent);
-  const total = num(i.kvr_checkpoint_bytes);
+  const i = await info(conn, "replication", 3000, "master A");
+  const sent = intField(i.kvr_bytes_sent);
+  const total = intField(i.kvr_checkpoint_bytes);
   if (sent === null || total === null) throw new DrillError("master A's INFO has no kvr_bytes_sent / kvr_checkpoint_bytes");
   return { sent, total };
 }

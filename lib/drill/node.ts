@@ -4,10 +4,10 @@
  */
 import { connect, isNetError, type Conn } from "../net/index.ts";
 import { call, replyText, SimpleString, type RespValue } from "../resp/index.ts";
-import { addrText, intField, parseInfo, slaveLines, type NodeAddr, type SlaveLine } from "../client/index.ts";
+import { addrText, clusterVersion, intField, parseInfo, slaveLines, type NodeAddr, type SlaveLine } from "../client/index.ts";
 import { DrillError } from "./errors.ts";
 
-export { addrText, intField, parseInfo, slaveLines, type NodeAddr, type SlaveLine };
+export { addrText, clusterVersion, intField, parseInfo, slaveLines, type NodeAddr, type SlaveLine };
 
 /**
  * Open a connection to a node (and AUTH when a password is given). Any failure is a DrillError:

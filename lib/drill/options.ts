@@ -1,5 +1,5 @@
 /** The drill's options, parsed and checked (UsageError → exit 2 before anything starts). */
-import { parseDuration, parseHostPort, parseIntFlag, parseSize, UsageError } from "../ui/units.ts";
+import { parseDuration, parseHostPort, parseIntFlag, parsePositiveDuration, parseSize, single, UsageError } from "../ui/units.ts";
 import type { NodeAddr } from "./node.ts";
 
 export type CutMode = "stall" | "netns";
@@ -78,14 +78,9 @@ export function parseFraction(flag: string, v: unknown): number {
   return f;
 }
 
-function single(flag: string, v: unknown): unknown {
-  if (Array.isArray(v)) throw new UsageError(`--${flag} was given more than once`);
-  return v;
-}
-
 /** Parse the cac options of `kvr drill`. */
 export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
-  const g = (k: string, flag: string, dflt: string) => String(single(flag, o[k]) ?? dflt);
+  const g = (k: string, flag: string, dflt: string) => single(flag, o[k]) ?? dflt;
   const scenario = oneOf("scenario", g("scenario", "scenario", "fetch-hang"), ["fetch-hang", "slow-replica"] as const);
   checkScenarioFlags(o, scenario);
   const files = parseIntFlag("files", g("files", "files", "64"), 1, 100_000);
@@ -97,20 +92,19 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
   if (rateAuto) {
     rateMBps = Math.max(0.001, Math.round((total / 2 ** 20 / FULL_SYNC_TARGET_S) * 1000) / 1000);
   } else {
-    const s = String(single("rate", o.rate)).trim();
+    const s = single("rate", o.rate)!.trim();
     if (!/^\d+(\.\d+)?$/.test(s) || Number(s) <= 0) throw new UsageError(`--rate: '${s}' is not a positive number of MB/s (example: 12.5)`);
     rateMBps = Number(s);
   }
   const dflt = SCENARIO_DEFAULTS[scenario];
   const giveUpMs = parseDuration("give-up", g("giveUp", "give-up", dflt.giveUp));
   // A --give-up below the default budget (a short drill) brings the budget down with it.
-  const budgetMs = o.budget === undefined ? Math.min(parseDuration("budget", dflt.budget), giveUpMs) : parseDuration("budget", g("budget", "budget", dflt.budget));
-  if (budgetMs <= 0) throw new UsageError("--budget: must be more than 0");
+  const budgetMs = o.budget === undefined ? Math.min(parseDuration("budget", dflt.budget), giveUpMs) : parsePositiveDuration("budget", g("budget", "budget", dflt.budget));
   if (giveUpMs < budgetMs) throw new UsageError(`--give-up (${giveUpMs} ms) must be at least --budget (${budgetMs} ms)`);
   const replicaRaw = single("replica", o.replica);
-  const auth = o.auth !== undefined ? String(single("auth", o.auth)) : process.env.KVR_AUTH || undefined;
+  const auth = single("auth", o.auth) ?? (process.env.KVR_AUTH || undefined);
   // Clusters normally share one password: the node's masterauth is its requirepass unless told.
-  const mastersRaw = o.mastersAuth !== undefined ? String(single("masters-auth", o.mastersAuth)) : process.env.KVR_MASTERS_AUTH || undefined;
+  const mastersRaw = single("masters-auth", o.mastersAuth) ?? (process.env.KVR_MASTERS_AUTH || undefined);
   const mastersAuth = mastersRaw === undefined ? auth : mastersRaw || undefined;
   const cut = oneOf("cut", g("cut", "cut", "stall"), ["stall", "netns"] as const);
   const replica = replicaRaw === undefined ? null : parseHostPort("replica", replicaRaw);
@@ -128,8 +122,7 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
   const sendTimeoutMs = master ? null : parseDuration("send-timeout", g("sendTimeout", "send-timeout", "30s"));
   const writeRate =
     o.writeRate === undefined ? (master ? WRITE_RATE_DEFAULTS.node : WRITE_RATE_DEFAULTS.kvr) : parseIntFlag("write-rate", single("write-rate", o.writeRate), 0, 1_000_000);
-  const recoverTimeoutMs = parseDuration("recover-timeout", g("recoverTimeout", "recover-timeout", "60s"));
-  if (recoverTimeoutMs <= 0) throw new UsageError("--recover-timeout: must be more than 0");
+  const recoverTimeoutMs = parsePositiveDuration("recover-timeout", g("recoverTimeout", "recover-timeout", "60s"));
   return {
     scenario,
     cut,

@@ -3,10 +3,10 @@
  * scenario composes phase functions (masters.ts, target.ts, restore.ts and its own) with a
  * Phases recorder.
  */
-import type { Cleanup } from "./cleanup.ts";
+import type { Cleanup } from "../proc/cleanup.ts";
 import { DrillError } from "./errors.ts";
 import type { DrillConfig } from "./options.ts";
-import { abortable } from "./pinger.ts";
+import { abortable } from "../ui/time.ts";
 
 export interface Phase {
   name: string;

@@ -5,6 +5,7 @@
  */
 import type { Conn } from "../net/index.ts";
 import { call } from "../resp/index.ts";
+import { abortable } from "../ui/time.ts";
 
 export const PING_INTERVAL_MS = 100;
 
@@ -108,22 +109,3 @@ export class Pinger {
 }
 
 const round = (x: number) => Math.round(x * 10) / 10;
-
-/** Settle `p`, or reject at once when `signal` aborts. */
-export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error("aborted"));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error("aborted"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}

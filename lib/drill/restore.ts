@@ -6,10 +6,10 @@
  */
 import { formatNodes, formatSlotRange, nodeById, parseClusterNodes, topologyFromClusterNodes, type Topology } from "../cluster/index.ts";
 import type { Conn } from "../net/index.ts";
-import { replyText, RespError, SimpleString } from "../resp/index.ts";
+import { replyText, SimpleString } from "../resp/index.ts";
 import { count } from "../ui/units.ts";
 import { DrillError } from "./errors.ts";
-import { addrText, command, openNode, type NodeAddr } from "./node.ts";
+import { addrText, clusterVersion, command, openNode, type NodeAddr } from "./node.ts";
 
 export interface SavedTopology {
   /** CLUSTERX VERSION before the drill (-1: the node had no topology). */
@@ -77,10 +77,9 @@ export async function restoreTopology(addr: NodeAddr, auth: string | undefined, 
   try {
     conn = await openNode(addr, "the node under test", { auth, connectMs: 3000 });
     const ver = await command(conn, ["CLUSTERX", "VERSION"], 5000);
-    const now = Number(replyText(ver));
-    const v = Math.max(Number.isInteger(now) ? now : lastVersion, lastVersion) + 1;
+    const v = Math.max(clusterVersion(ver) ?? lastVersion, lastVersion) + 1;
     const r = await command(conn, ["CLUSTERX", "SETNODES", nodes, String(v)], 10_000);
-    if (!(r instanceof SimpleString)) throw new Error(`SETNODES version ${v} replied ${r instanceof RespError ? `-${r.message}` : replyText(r)}`);
+    if (!(r instanceof SimpleString)) throw new Error(`SETNODES version ${v} replied ${replyText(r)}`);
     return {
       status: "restored",
       detail: `topology version ${saved.version} put back as version ${v} (${count(saved.topology.nodes.length, "node")}; the node: ${placeOf(saved.topology, saved.nodeId)})`,

@@ -6,12 +6,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatNodes, type ClusterNode, type Topology } from "../cluster/index.ts";
+import { formatNodes, newNodeId, type ClusterNode, type Topology } from "../cluster/index.ts";
 import type { Conn } from "../net/index.ts";
 import { replyText, RespError, SimpleString } from "../resp/index.ts";
-import { spawnSelf, waitListening, type Child } from "./children.ts";
+import { spawnSelf, waitListening, type Child } from "../proc/children.ts";
 import { DrillError } from "./errors.ts";
-import { addrText, command, openNode, type NodeAddr } from "./node.ts";
+import { addrText, clusterVersion, command, openNode, type NodeAddr } from "./node.ts";
 import type { RunContext } from "./phases.ts";
 import { recordTopology, type SavedTopology } from "./restore.ts";
 
@@ -22,11 +22,6 @@ export interface Target {
 }
 
 export const ALL_SLOTS: Array<[number, number]> = [[0, 16383]];
-
-/** A random 40-character hex node id. */
-export function nodeId(): string {
-  return Buffer.from(crypto.getRandomValues(new Uint8Array(20))).toString("hex");
-}
 
 export function topology(nodes: ClusterNode[]): Topology {
   return { nodes };
@@ -100,13 +95,13 @@ export async function joinTopology(
   }
   let id = Buffer.isBuffer(myid) ? myid.toString("utf8") : "";
   const ver = await command(ctl, ["CLUSTERX", "VERSION"], 5000);
-  const cur = Buffer.isBuffer(ver) || typeof ver === "number" ? Number(replyText(ver)) : NaN;
-  if (!Number.isInteger(cur)) throw new DrillError(`the node under test answered CLUSTERX VERSION with ${replyText(ver)}`);
+  const cur = clusterVersion(ver);
+  if (cur === null) throw new DrillError(`the node under test answered CLUSTERX VERSION with ${replyText(ver)}`);
   const saved = record ? await recordTopology(ctl, cur, id.length === 40 ? id : null) : null;
   onChange(saved);
   const idSet = id.length !== 40;
   if (idSet) {
-    id = nodeId();
+    id = newNodeId();
     const r = await command(ctl, ["CLUSTERX", "SETNODEID", id], 5000);
     if (!(r instanceof SimpleString)) throw new DrillError(`the node under test refused CLUSTERX SETNODEID: ${replyText(r)}`);
   }

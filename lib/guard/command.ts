@@ -7,6 +7,7 @@
 import { openSockDiag, type SockDiag } from "../net/sockdiag.ts";
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
+import { stopOnSignals } from "../ui/signals.ts";
 import { formatMs } from "../ui/units.ts";
 import { runGuard } from "./guard.ts";
 import { parseGuardOptions } from "./options.ts";
@@ -21,16 +22,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
   } catch (e) {
     return cannot(out, `kvr guard needs Linux sock_diag netlink: ${(e as Error).message}`);
   }
-  const stop = new AbortController();
-  const onSignal = (sig: string) => {
-    if (stop.signal.aborted) return;
-    out.info(`${sig}: stopping`);
-    stop.abort();
-  };
-  const onInt = () => onSignal("SIGINT");
-  const onTerm = () => onSignal("SIGTERM");
-  process.on("SIGINT", onInt);
-  process.on("SIGTERM", onTerm);
+  const stop = stopOnSignals((sig) => out.info(`${sig}: stopping`));
   try {
     const test = await selfTest(diag);
     if (!test.ok) {
@@ -51,8 +43,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
     );
     return EXIT.OK;
   } finally {
-    process.off("SIGINT", onInt);
-    process.off("SIGTERM", onTerm);
+    stop.dispose();
     diag.close();
   }
 }

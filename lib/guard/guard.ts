@@ -14,8 +14,9 @@
  */
 import { lookup } from "node:dns/promises";
 import type { Output } from "../ui/output.ts";
+import { untilAborted } from "../ui/time.ts";
 import { formatBytes, formatMs } from "../ui/units.ts";
-import { addrText, type NodeAddr } from "../drill/node.ts";
+import { addrText } from "../client/index.ts";
 import { canonicalIp, errnoName, ERRNO, TCP_STATE, type SockDiag, type TcpSocket } from "../net/sockdiag.ts";
 import type { GuardConfig } from "./options.ts";
 import { NodeWatch, type Replication, type WatchChange } from "./poller.ts";
@@ -343,7 +344,7 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
   };
   const clock = setInterval(tick, cfg.intervalMs);
   tick();
-  await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+  await untilAborted(signal);
   clearInterval(clock);
   if (lookTimer) clearTimeout(lookTimer);
   for (const g of nodes) g.watch.close();

@@ -1,7 +1,6 @@
 /** The guard's options, parsed and checked (UsageError → exit 2 before anything starts). */
-import type { NodeAddr } from "../drill/node.ts";
-import { addrText } from "../drill/node.ts";
-import { list, parseDuration, parseHostPort, UsageError } from "../ui/units.ts";
+import { addrText, type NodeAddr } from "../client/index.ts";
+import { list, parseDuration, parseHostPort, single, UsageError } from "../ui/units.ts";
 
 export interface GuardConfig {
   /** The nodes to watch (each must run on this host). */
@@ -17,11 +16,6 @@ export interface GuardConfig {
   dryRun: boolean;
   /** Act only once a node stops answering (a stop waiting on its fetch), never merely because it syncs. */
   onlyUnresponsive: boolean;
-}
-
-function single(flag: string, v: unknown): unknown {
-  if (Array.isArray(v)) throw new UsageError(`--${flag} was given more than once`);
-  return v;
 }
 
 function duration(o: Record<string, unknown>, key: string, flag: string, dflt: string, minMs: number): number {
@@ -43,6 +37,6 @@ export function parseGuardOptions(o: Record<string, unknown>): GuardConfig {
   const intervalMs = duration(o, "interval", "interval", "250ms", 10);
   const readTimeoutMs = duration(o, "readTimeout", "read-timeout", "3s", 100);
   const timeoutMs = duration(o, "timeout", "timeout", "1s", 10);
-  const auth = o.auth !== undefined ? String(single("auth", o.auth)) : process.env.KVR_AUTH || undefined;
+  const auth = single("auth", o.auth) ?? (process.env.KVR_AUTH || undefined);
   return { nodes, intervalMs, readTimeoutMs, timeoutMs, auth, dryRun: !!o.dryRun, onlyUnresponsive: !!o.onlyUnresponsive };
 }

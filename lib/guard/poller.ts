@@ -11,9 +11,9 @@
  * process per tick rather than one per node (the guard's CPU is mostly this).
  */
 import { connect, type Conn } from "../net/index.ts";
-import { replyText, type RespValue } from "../resp/index.ts";
+import { call, replyText } from "../resp/index.ts";
 import { formatMs } from "../ui/units.ts";
-import { addrText, command, parseInfo, type NodeAddr } from "../drill/node.ts";
+import { addrText, intField, parseInfo, type NodeAddr } from "../client/index.ts";
 
 /** What the node's INFO replication said. */
 export interface Replication {
@@ -42,8 +42,8 @@ export interface WatchOptions {
 /** Parse INFO replication into the fields the guard decides on. */
 export function parseReplication(text: string): Replication {
   const i = parseInfo(text);
-  const port = Number(i.master_port);
-  const master = i.role === "slave" && i.master_host && Number.isInteger(port) && port > 0 ? { host: i.master_host, port } : null;
+  const port = intField(i.master_port);
+  const master = i.role === "slave" && i.master_host && port !== null && port > 0 ? { host: i.master_host, port } : null;
   return { role: i.role ?? "unknown", master, linkUp: i.master_link_status === "up", syncInProgress: i.master_sync_in_progress === "1" };
 }
 
@@ -113,8 +113,8 @@ export class NodeWatch {
     if (this.opts.auth) await this.ask(["AUTH", this.opts.auth]);
     const server = await this.ask(["INFO", "server"]);
     if (server === null) return;
-    const n = Number(parseInfo(server).process_id);
-    const pid = Number.isInteger(n) && n > 0 ? n : null;
+    const n = intField(parseInfo(server).process_id);
+    const pid = n !== null && n > 0 ? n : null;
     if (pid !== this.pid) {
       this.pid = pid;
       this.opts.onChange(this, "pid");
@@ -126,7 +126,8 @@ export class NodeWatch {
     const what = args[0] === "AUTH" ? "AUTH" : args.join(" ");
     // The deadline runs from the tick that started the poll (connect, AUTH and INFO server included).
     if (this.pending) this.pending.what = what;
-    const reply: RespValue = await command(this.conn!, args, 0);
+    // No read deadline on the connection: the tick measures the reply deadline.
+    const reply = await call(this.conn!, args);
     this.answered();
     if (Buffer.isBuffer(reply)) {
       if (this.reason !== null) {

@@ -9,36 +9,19 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { formatNodes, formatSlotRange } from "../cluster/index.ts";
-import { spawnSelf, waitListening, type Child } from "../drill/children.ts";
-import { Cleanup } from "../drill/cleanup.ts";
-import { DrillError } from "../drill/errors.ts";
+import { spawnSelf, waitListening, type Child } from "../proc/children.ts";
+import { Cleanup } from "../proc/cleanup.ts";
+import { SetupError } from "../proc/errors.ts";
 import { createTargetDir } from "../replica/targetdir.ts";
 import { makePlan } from "../setnodes/plan.ts";
 import { initialResult, pushOne } from "../setnodes/push.ts";
 import { EXIT, type Output } from "../ui/output.ts";
+import { stopOnSignals } from "../ui/signals.ts";
+import { abortable, untilAborted } from "../ui/time.ts";
 import { count, formatMs, UsageError } from "../ui/units.ts";
 import { labConfig, type LabConfig } from "./options.ts";
 import { labNodes, labTopology, type LabNode } from "./plan.ts";
 import { printReady, type ReadyNode } from "./report.ts";
-
-/** Settle with `p`, or reject at once when `signal` aborts. */
-function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new DrillError("interrupted"));
-  return new Promise((res, rej) => {
-    const onAbort = () => rej(new DrillError("interrupted"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        res(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        rej(e);
-      },
-    );
-  });
-}
 
 /** The lab's data directory: a fresh temp dir, or --dir (new or empty); its removal is registered. */
 async function dataDir(cfg: LabConfig, cleanup: Cleanup): Promise<string> {
@@ -65,37 +48,26 @@ async function dataDir(cfg: LabConfig, cleanup: Cleanup): Promise<string> {
 }
 
 /** Start one kvr child and wait until it listens; its stop is registered. */
-async function startNode(name: string, args: string[], cleanup: Cleanup, children: Map<string, Child>, signal: AbortSignal) {
+async function startNode(name: string, args: string[], children: Map<string, Child>, signal: AbortSignal) {
   // No password anywhere in the lab, whatever the environment says.
   const child = spawnSelf(name, args, { env: { KVR_REQUIREPASS: "", KVR_MASTERAUTH: "", KVR_AUTH: "" } });
   children.set(name, child);
-  return unlessAborted(waitListening(child), signal);
+  return abortable(waitListening(child), signal);
 }
 
-/** Push topology version 1 to every node; DrillError naming the nodes that did not take it. */
+/** Push topology version 1 to every node; SetupError naming the nodes that did not take it. */
 async function pushVersion1(topology: ReturnType<typeof labTopology>): Promise<void> {
   const plan = makePlan({ version: "1", all: true, connectTimeout: "3s", timeout: "5s" }, topology, {});
   const results = await Promise.all(plan.targets.map((t) => pushOne(t, plan, 1, initialResult(t))));
   const failed = results.filter((r) => r.result !== "ok");
-  if (failed.length) throw new DrillError(`topology version 1 was not taken by ${failed.map((r) => `${r.address} (${r.phase}: ${r.detail})`).join(", ")}`);
+  if (failed.length) throw new SetupError(`topology version 1 was not taken by ${failed.map((r) => `${r.address} (${r.phase}: ${r.detail})`).join(", ")}`);
 }
 
 export async function run(opts: Record<string, unknown>, out: Output): Promise<number> {
   const cfg = labConfig(opts);
   const t0 = performance.now();
   const cleanup = new Cleanup((m) => out.warn(m));
-  const stop = new AbortController();
-  let stoppedBy: string | null = null;
-  const onSignal = (sig: string) => {
-    if (stoppedBy) return;
-    stoppedBy = sig;
-    out.info(`${sig}: stopping the lab and removing everything it started`);
-    stop.abort();
-  };
-  const onInt = () => onSignal("SIGINT");
-  const onTerm = () => onSignal("SIGTERM");
-  process.on("SIGINT", onInt);
-  process.on("SIGTERM", onTerm);
+  const stop = stopOnSignals((sig) => out.info(`${sig}: stopping the lab and removing everything it started`));
 
   const children = new Map<string, Child>();
   let stopping = false;
@@ -114,17 +86,17 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
         n.role === "master"
           ? ["master", "--port", "0", "--node-id", n.id, "--generate", /:seed=/i.test(cfg.generate) ? cfg.generate : `${cfg.generate}:seed=${n.name.slice(1)}`, "--write-rate", String(cfg.writeRate)]
           : ["replica", "--port", "0", "--node-id", n.id, "--dir", join(dir, n.name), "--read-timeout", cfg.readTimeout];
-      const a = await startNode(n.name, args, cleanup, children, stop.signal);
+      const a = await startNode(n.name, args, children, stop.signal);
       addrs.set(n.name, { host: "127.0.0.1", port: a.port });
     };
     await Promise.all(nodes.map(start));
     const topology = labTopology(nodes, (n) => addrs.get(n.name)!);
-    await unlessAborted(pushVersion1(topology), stop.signal);
+    await abortable(pushVersion1(topology), stop.signal);
     const left = () => Math.max(1, cfg.timeoutMs - (performance.now() - t0));
     await Promise.all(
       nodes
         .filter((n) => n.role === "slave")
-        .map((n) => unlessAborted(children.get(n.name)!.waitEvent((e) => e.event === "state" && e.state === "connected", Math.round(left()), "a completed sync (state connected)"), stop.signal)),
+        .map((n) => abortable(children.get(n.name)!.waitEvent((e) => e.event === "state" && e.state === "connected", Math.round(left()), "a completed sync (state connected)"), stop.signal)),
     );
     const nodesFile = join(dir, "nodes.txt");
     const nodesText = formatNodes(topology);
@@ -158,18 +130,17 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
         else out.warn(`${n.name} (${n.address}, pid ${n.pid}) exited with code ${exit}; the lab keeps running`);
       });
     }
-    await new Promise<void>((res) => (stop.signal.aborted ? res() : stop.signal.addEventListener("abort", () => res(), { once: true })));
+    await untilAborted(stop.signal);
   } catch (e) {
     if (e instanceof UsageError) throw e;
     if (!stop.signal.aborted) {
-      out.error(`the lab could not start: ${e instanceof DrillError ? e.message : `unexpected error: ${(e as Error)?.message ?? String(e)}`}; everything it started is being removed`);
+      out.error(`the lab could not start: ${e instanceof SetupError ? e.message : `unexpected error: ${(e as Error)?.message ?? String(e)}`}; everything it started is being removed`);
       code = EXIT.DRILL_ERROR;
     }
   } finally {
     await cleanup.run();
-    process.off("SIGINT", onInt);
-    process.off("SIGTERM", onTerm);
+    stop.dispose();
   }
-  out.event("stopped", { signal: stoppedBy, ms: Math.round(performance.now() - t0) }, `lab stopped after ${formatMs(performance.now() - t0)}: every process it started is gone, its files removed`);
+  out.event("stopped", { signal: stop.by(), ms: Math.round(performance.now() - t0) }, `lab stopped after ${formatMs(performance.now() - t0)}: every process it started is gone, its files removed`);
   return code;
 }

@@ -1,7 +1,7 @@
 /** `kvr lab` options, checked before anything starts (UsageError names the flag). */
 import { parseGenerateSpec } from "../master/generate.ts";
 import { parseWriteRate } from "../master/command.ts";
-import { parseDuration, parseIntFlag, UsageError } from "../ui/units.ts";
+import { parseIntFlag, parsePositiveDuration, single, UsageError } from "../ui/units.ts";
 
 export interface LabConfig {
   masters: number;
@@ -18,19 +18,13 @@ export interface LabConfig {
   timeoutMs: number;
 }
 
-function single(flag: string, v: unknown): string | undefined {
-  if (Array.isArray(v)) throw new UsageError(`--${flag}: give it once`);
-  return v === undefined ? undefined : String(v);
-}
-
 /** Parse `kvr lab` options; throws UsageError. */
 export function labConfig(opts: Record<string, unknown>): LabConfig {
   const generate = single("generate", opts.generate) ?? "4x256KiB";
   parseGenerateSpec(generate);
   const readTimeout = single("read-timeout", opts.readTimeout) ?? "3s";
-  if (parseDuration("read-timeout", readTimeout) <= 0) throw new UsageError("--read-timeout: must be above 0 (example: 3s)");
-  const timeoutMs = parseDuration("timeout", single("timeout", opts.timeout) ?? "60s");
-  if (timeoutMs <= 0) throw new UsageError("--timeout: must be above 0 (example: 60s)");
+  parsePositiveDuration("read-timeout", readTimeout);
+  const timeoutMs = parsePositiveDuration("timeout", single("timeout", opts.timeout) ?? "60s");
   const dir = single("dir", opts.dir);
   if (dir === "") throw new UsageError("--dir: give a path");
   return {

@@ -3,8 +3,7 @@
  * the ports are known (every slot served, split evenly among the masters; each master's replicas
  * follow it). Pure.
  */
-import { randomBytes } from "node:crypto";
-import { CLUSTER_SLOTS, type ClusterNode, type Topology } from "../cluster/index.ts";
+import { CLUSTER_SLOTS, newNodeId, type ClusterNode, type Topology } from "../cluster/index.ts";
 
 /** One node of the lab. */
 export interface LabNode {
@@ -14,11 +13,6 @@ export interface LabNode {
   role: "master" | "slave";
   /** The master's name, for a replica. */
   of: string | null;
-}
-
-/** A fresh 40-character hex node id. */
-export function newNodeId(): string {
-  return randomBytes(20).toString("hex");
 }
 
 /** The nodes of a lab of `masters` masters with `replicas` replicas each, masters first. */

@@ -1,5 +1,5 @@
 /** What `kvr lab` prints once ready: the nodes and where to start (human), or one `ready` event (--json). */
-import type { Output } from "../ui/output.ts";
+import { tableLines, type Output } from "../ui/output.ts";
 import { formatMs } from "../ui/units.ts";
 
 /** One node of a ready lab, as the `ready` event lists it. */
@@ -43,17 +43,12 @@ export function printReady(out: Output, r: Ready): void {
   const masters = r.nodes.filter((n) => n.role === "master");
   const head = ["NAME", "ROLE", "ADDRESS", "NODE ID", "SLOTS / MASTER", "PID"];
   const rows = r.nodes.map((n) => [n.name, n.role, n.address, n.id, n.role === "master" ? (n.slots ?? "-") : `follows ${n.master}`, String(n.pid)]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
-      .join("  ")
-      .trimEnd();
+  const [headLine, ...lines] = tableLines(head, rows);
   const m = masters[0];
   out.print(out.c.bold(`kvr lab ready in ${formatMs(r.ms)}: ${r.nodes.length} nodes, topology version ${r.version}`));
   out.print("");
-  out.print(out.c.bold(line(head)));
-  for (const row of rows) out.print(line(row));
+  out.print(out.c.bold(headLine));
+  for (const l of lines) out.print(l);
   out.print("");
   out.print(`seed:        ${r.seed}`);
   out.print(`nodes file:  ${r.nodesFile}`);

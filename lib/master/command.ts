@@ -5,7 +5,7 @@
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
 import { isNetError } from "../net/index.ts";
-import { formatBytes, list, parseDuration, parseIntFlag, parsePort, parseSize, portInUse, UsageError } from "../ui/units.ts";
+import { formatBytes, list, parseDuration, parseIntFlag, parsePort, parseSize, portInUse, single, UsageError } from "../ui/units.ts";
 import { parseFault } from "./faults/spec.ts";
 import { DEFAULT_GENERATE, DEFAULT_GENERATED_SEQ, parseGenerateSpec } from "./generate.ts";
 import { startMaster, type MasterConfig } from "./server.ts";
@@ -23,35 +23,31 @@ export function parseRate(v: unknown): number {
 /** Turn the CLI options into a master configuration (throws UsageError). */
 export function configFromOptions(opts: Record<string, unknown>): MasterConfig {
   if (opts.dir !== undefined && opts.generate !== undefined) throw new UsageError("give either --dir or --generate, not both");
-  const single = (k: string): string | undefined => {
-    const v = opts[k];
-    if (Array.isArray(v)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} given more than once`);
-    return v === undefined ? undefined : String(v);
-  };
-  const seqText = single("seq");
+  const one = (k: string) => single(k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase()), opts[k]);
+  const seqText = one("seq");
   const seq = seqText === undefined ? undefined : parseIntFlag("seq", seqText, 1);
-  const spec = single("dir") === undefined ? parseGenerateSpec(single("generate") ?? DEFAULT_GENERATE, seq ?? DEFAULT_GENERATED_SEQ) : null;
-  const source = spec ? generatedSource(spec) : dirSource(single("dir")!);
-  const pw = single("requirepass") ?? process.env.KVR_REQUIREPASS ?? "";
-  const nodeId = single("nodeId") ?? null;
+  const spec = one("dir") === undefined ? parseGenerateSpec(one("generate") ?? DEFAULT_GENERATE, seq ?? DEFAULT_GENERATED_SEQ) : null;
+  const source = spec ? generatedSource(spec) : dirSource(one("dir")!);
+  const pw = one("requirepass") ?? process.env.KVR_REQUIREPASS ?? "";
+  const nodeId = one("nodeId") ?? null;
   if (nodeId !== null && Buffer.byteLength(nodeId, "utf8") !== NODE_ID_LEN) throw new UsageError(`--node-id: must be exactly ${NODE_ID_LEN} characters (got ${nodeId.length})`);
   return {
-    host: single("bind") ?? "127.0.0.1",
-    port: parsePort("port", single("port") ?? "6666"),
+    host: one("bind") ?? "127.0.0.1",
+    port: parsePort("port", one("port") ?? "6666"),
     source,
-    dbName: single("dbName") ?? "change.me.db",
+    dbName: one("dbName") ?? "change.me.db",
     password: pw === "" ? null : pw,
-    rate: parseRate(single("rate") ?? "0"),
+    rate: parseRate(one("rate") ?? "0"),
     faults: list(opts.fault).map(parseFault),
     seq: seq ?? DEFAULT_GENERATED_SEQ,
-    heartbeatMs: Math.max(1, parseDuration("heartbeat", single("heartbeat") ?? "2s")),
-    sendTimeoutMs: parseDuration("send-timeout", single("sendTimeout") ?? "30s"),
-    idleMs: parseDuration("idle-timeout", single("idleTimeout") ?? "300s"),
-    writeRate: parseWriteRate(single("writeRate") ?? "0"),
-    walWindow: parseIntFlag("wal-window", single("walWindow") ?? "100000", 1, 100_000_000),
-    writeTotal: parseIntFlag("write-total", single("writeTotal") ?? "0", 0),
+    heartbeatMs: Math.max(1, parseDuration("heartbeat", one("heartbeat") ?? "2s")),
+    sendTimeoutMs: parseDuration("send-timeout", one("sendTimeout") ?? "30s"),
+    idleMs: parseDuration("idle-timeout", one("idleTimeout") ?? "300s"),
+    writeRate: parseWriteRate(one("writeRate") ?? "0"),
+    walWindow: parseIntFlag("wal-window", one("walWindow") ?? "100000", 1, 100_000_000),
+    writeTotal: parseIntFlag("write-total", one("writeTotal") ?? "0", 0),
     streamSeed: spec?.seed ?? 1,
-    psync: parsePsyncMode(single("psync") ?? "accept"),
+    psync: parsePsyncMode(one("psync") ?? "accept"),
     nodeId,
   };
 }

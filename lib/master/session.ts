@@ -4,7 +4,7 @@
  * out through the connection's fault link.
  */
 import { DEFAULT_READ_HIGH_WATER, isNetError, type Conn } from "../net/index.ts";
-import { MAX_UNAUTHENTICATED_BYTES, RespDecoder, array, bareLine, bulk, error, OK, simple } from "../resp/index.ts";
+import { commandRefusal, type CommandArity, MAX_UNAUTHENTICATED_BYTES, NOAUTH, RespDecoder, array, bareLine, bulk, error, OK, requestDecoder, simple } from "../resp/index.ts";
 import { UsageError } from "../ui/units.ts";
 import type { Link } from "./faults/link.ts";
 import { clusterReply, clusterxReply } from "./cluster.ts";
@@ -16,7 +16,7 @@ import { refuseName } from "./source.ts";
 const PING_BULK = Buffer.from("$4\r\nping\r\n", "latin1");
 
 /** Kvrocks-style arity: n > 0 exactly n tokens, n < 0 at least -n. */
-const ARITY: Record<string, number> = {
+const ARITY: CommandArity = {
   ping: -1,
   auth: 2,
   _db_name: 1,
@@ -30,31 +30,13 @@ const ARITY: Record<string, number> = {
   clusterx: -2,
   cluster: -2,
 };
-/** Commands allowed before AUTH when a password is set. */
-const NO_AUTH = new Set(["auth", "quit"]);
-/** Largest argument, and largest command (MAX_UNAUTHENTICATED_BYTES before AUTH): above, -ERR Protocol error and close. */
+/** Largest argument (a command takes two, and MAX_UNAUTHENTICATED_BYTES before AUTH): above, -ERR Protocol error and close. */
 const MAX_ARG_BYTES = 4 * 1024 * 1024;
-const MAX_COMMAND_BYTES = 2 * MAX_ARG_BYTES;
 
 interface State {
   authed: boolean;
   listeningPort: number;
   announceIp: string;
-}
-
-/**
- * Kvrocks' checks before a command runs, in its order (docs/protocol.md §1): unknown command,
- * number of arguments, authentication. The error to reply, or null when the command may run.
- */
-function reject(cmd: string, args: Buffer[], st: State): { message: string; noauth: boolean } | null {
-  const arity = ARITY[cmd];
-  if (arity === undefined) {
-    const rest = args.slice(1).map((a) => `\`${tx(a)}\``).join(", ");
-    return { message: `ERR unknown command \`${tx(args[0])}\`, with args beginning with: ${rest}`, noauth: false };
-  }
-  if ((arity > 0 && args.length !== arity) || (arity < 0 && args.length < -arity)) return { message: "ERR wrong number of arguments", noauth: false };
-  if (!st.authed && !NO_AUTH.has(cmd)) return { message: "NOAUTH Authentication required.", noauth: true };
-  return null;
 }
 
 /** Outcome of a command: keep reading, or stop (the connection was ended or handed over). */
@@ -64,8 +46,7 @@ type Next = "continue" | "stop";
 export async function serveConnection(conn: Conn, m: MasterContext): Promise<void> {
   const link = m.faults.attach(conn);
   const st: State = { authed: m.checkPassword === null, listeningPort: 0, announceIp: "" };
-  const cap = () => (st.authed ? MAX_COMMAND_BYTES : MAX_UNAUTHENTICATED_BYTES);
-  const decoder = new RespDecoder({ inline: true, maxBulk: MAX_ARG_BYTES, maxArray: 1024, maxDepth: 1, maxTotal: cap });
+  const decoder = requestDecoder(MAX_ARG_BYTES, () => st.authed);
   m.out.event("connection", { conn: link.id, peer: conn.peer });
   try {
     while (!link.dead) {
@@ -139,13 +120,14 @@ async function handle(args: Buffer[], conn: Conn, link: Link, st: State, m: Mast
     conn.destroy();
     return "stop";
   }
-  const rejected = reject(cmd, args, st);
+  // Kvrocks' checks before a command runs (docs/protocol.md §1).
+  const rejected = commandRefusal(ARITY, args.map(tx), st.authed);
   if (rejected !== null) {
     // Still a command: a fault without a trigger fires (and holds the reply) as on any other.
     await link.command(cmd);
     if (link.dead) return "stop";
-    if (rejected.noauth) m.out.event("noauth", { conn: link.id, peer: conn.peer, command: cmd }, `connection ${link.id} ${conn.peer}: ${cmd} refused: NOAUTH (no AUTH yet)`);
-    await link.write(error(rejected.message));
+    if (rejected === NOAUTH) m.out.event("noauth", { conn: link.id, peer: conn.peer, command: cmd }, `connection ${link.id} ${conn.peer}: ${cmd} refused: NOAUTH (no AUTH yet)`);
+    await link.write(error(rejected));
     return "continue";
   }
   // A connection that controls faults is never hit by them (redis-cli must get its +OK).

@@ -188,9 +188,10 @@ export function openSockDiag(): SockDiag {
     tcp(q: TcpQuery = {}): TcpSocket[] {
       const out: TcpSocket[] = [];
       const states = (q.states ?? [TCP_STATE.ESTABLISHED]).reduce((m, st) => m | (1 << st), 0);
+      // One filter for both families (IPv4 conditions match IPv4-mapped IPv6 sockets too).
+      const bc = q.remotes ? remotesBytecode(q.remotes) : null;
+      if (bc && bc.length === 0) return [];
       for (const family of [AF_INET, AF_INET6]) {
-        const bc = q.remotes ? remotesBytecode(q.remotes) : null;
-        if (bc && bc.length === 0) return [];
         const attr = bc ? 4 + bc.length : 0;
         const msg = new Uint8Array(REQ_LEN + attr);
         const v = new DataView(msg.buffer);

@@ -5,7 +5,7 @@
  */
 import { clusterCommand, clusterSection, clusterx, encodeReply, infoReply, newServerStats, replicationFailure, serverSection, statsSection } from "../cluster/index.ts";
 import { DEFAULT_READ_HIGH_WATER, listen, type Conn, type Server } from "../net/index.ts";
-import { array, bulk, error, integer, MAX_UNAUTHENTICATED_BYTES, OK, RespDecoder, simple } from "../resp/index.ts";
+import { array, bulk, commandRefusal, type CommandArity, error, integer, MAX_UNAUTHENTICATED_BYTES, OK, requestDecoder, simple, unknownCommand, WRONG_ARGS } from "../resp/index.ts";
 import { passwordChecker } from "../ui/secrets.ts";
 import { isHostOrAddress } from "../ui/units.ts";
 import type { Output } from "../ui/output.ts";
@@ -30,7 +30,7 @@ interface Session {
  * Kvrocks-style arity of the admin commands: n > 0 exactly n tokens, n < 0 at least -n. A name
  * not here is an unknown command.
  */
-const ARITY: Record<string, number> = {
+const ARITY: CommandArity = {
   ping: -1,
   auth: -2,
   quit: 1,
@@ -44,35 +44,26 @@ const ARITY: Record<string, number> = {
 /**
  * Largest argument accepted: the largest legitimate one is a SETNODES nodes string (a thousand
  * nodes with slot ranges is well under 1 MiB). A longer bulk is refused at its header, as is an
- * array above 1024 elements (no admin command has more than a handful of arguments).
+ * array above 1024 elements (no admin command has more than a handful of arguments); a command
+ * takes at most two of them, and MAX_UNAUTHENTICATED_BYTES before AUTH (requestDecoder).
  */
 export const MAX_ARG_BYTES = 8 * 1024 * 1024;
-/**
- * Largest command (all its arguments): two of the largest arguments. Before AUTH, when a password
- * is set, MAX_UNAUTHENTICATED_BYTES: a client that has not authenticated cannot make the port
- * hold more than that per connection. Above the cap: -ERR Protocol error, and the connection closes.
- */
-export const MAX_COMMAND_BYTES = 2 * MAX_ARG_BYTES;
-/** Commands allowed before AUTH when a password is set. */
-const NO_AUTH = new Set(["auth", "quit"]);
 /** A reply, or "close": drop the connection without a reply. */
 type Answer = Buffer | "close";
 
 /** Start the admin server; the bound port is `server.port`. */
 export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Output): Promise<Server> {
   const checkPassword = opts.requirepass ? passwordChecker(opts.requirepass) : null;
-  let boundPort = opts.port;
   // A replica serves no replicas: its sync counters stay 0.
   const stats = newServerStats();
   const facts = { cluster: true, port: opts.port, startedMs: Date.now() };
   const server = await listen(opts.host, opts.port, (c) => void serve(c), { readMs: opts.idleMs ?? 300_000 });
-  boundPort = facts.port = server.port;
+  facts.port = server.port;
 
   async function serve(conn: Conn): Promise<void> {
     stats.connectionsReceived++;
     const session: Session = { authed: !checkPassword, quit: false };
-    const cap = () => (session.authed ? MAX_COMMAND_BYTES : MAX_UNAUTHENTICATED_BYTES);
-    const dec = new RespDecoder({ inline: true, maxBulk: MAX_ARG_BYTES, maxArray: 1024, maxDepth: 1, maxTotal: cap });
+    const dec = requestDecoder(MAX_ARG_BYTES, () => session.authed);
     try {
       for (;;) {
         conn.readHighWater = session.authed ? DEFAULT_READ_HIGH_WATER : MAX_UNAUTHENTICATED_BYTES;
@@ -116,16 +107,14 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
   async function handle(args: string[], session: Session): Promise<Answer> {
     const cmd = args[0].toLowerCase();
     if (cmd === "host:" || cmd === "post") return "close";
-    const arity = ARITY[cmd];
-    if (arity === undefined) return unknown(args);
-    if ((arity > 0 && args.length !== arity) || (arity < 0 && args.length < -arity)) return wrongArgs(cmd);
-    if (!session.authed && !NO_AUTH.has(cmd)) return error("NOAUTH Authentication required.");
+    const refused = commandRefusal(ARITY, args, session.authed);
+    if (refused !== null) return error(refused);
     stats.commandsProcessed++;
     switch (cmd) {
       case "auth":
         return auth(args, session);
       case "ping":
-        if (args.length > 2) return wrongArgs(cmd);
+        if (args.length > 2) return error(WRONG_ARGS);
         return args.length === 2 ? bulk(args[1]) : simple("PONG");
       case "quit":
         session.quit = true;
@@ -142,12 +131,12 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
       case "cluster":
         return clusterCmd(args);
       default:
-        return unknown(args);
+        return error(unknownCommand(args));
     }
   }
 
   function auth(args: string[], session: Session): Buffer {
-    if (args.length < 2 || args.length > 3) return wrongArgs("auth");
+    if (args.length < 2 || args.length > 3) return error(WRONG_ARGS);
     if (!opts.requirepass) return error("ERR Client sent AUTH, but no password is set");
     if (!checkPassword!(args[args.length - 1])) {
       session.authed = false;
@@ -169,7 +158,7 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
   }
 
   async function slaveof(args: string[]): Promise<Buffer> {
-    if (args.length !== 3) return wrongArgs(args[0].toLowerCase());
+    if (args.length !== 3) return error(WRONG_ARGS);
     const [host, portText] = [args[1], args[2]];
     if (host.toLowerCase() === "no" && portText.toLowerCase() === "one") {
       await node.exclusive(() => node.replicateFrom(null, "SLAVEOF NO ONE"));
@@ -189,7 +178,7 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
 
   async function clusterxCmd(args: string[]): Promise<Buffer> {
     return node.exclusive(async () => {
-      const r = clusterx(node.cluster, args.slice(1), { port: boundPort, binds: [opts.host], current: node.master });
+      const r = clusterx(node.cluster, args.slice(1), { port: facts.port, binds: [opts.host], current: node.master });
       node.cluster = r.state;
       try {
         if (r.change.kind === "replicate") {
@@ -209,19 +198,6 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
   }
 
   return server;
-}
-
-function wrongArgs(_cmd: string): Buffer {
-  return error(`ERR wrong number of arguments`);
-}
-
-/** Kvrocks' unknown-command message (every argument, in full). */
-function unknown(args: string[]): Buffer {
-  const rest = args
-    .slice(1)
-    .map((a) => `\`${a}\``)
-    .join(", ");
-  return error(`ERR unknown command \`${args[0]}\`, with args beginning with: ${rest}`);
 }
 
 

@@ -2,7 +2,7 @@
  * Request/reply helpers over any framed byte stream (lib/net's Conn satisfies `Stream`).
  */
 import { encodeCommand, type Arg } from "./encoder.ts";
-import { RespDecoder, RespError, SimpleString, type DecoderLimits, type RespValue } from "./decoder.ts";
+import { RespDecoder, RespError, SimpleString, type RespValue } from "./decoder.ts";
 
 export interface Stream {
   write(data: Uint8Array | string): Promise<void>;
@@ -13,11 +13,6 @@ export interface Stream {
 export async function call(s: Stream, args: Arg[], decoder: RespDecoder = new RespDecoder()): Promise<RespValue> {
   await s.write(encodeCommand(args));
   return s.read(decoder);
-}
-
-/** Read one RESP value with fresh default (or given) limits. */
-export function readReply(s: Stream, limits?: DecoderLimits): Promise<RespValue> {
-  return s.read(new RespDecoder(limits));
 }
 
 /** A reply as text: simple/bulk strings and integers; errors as "-MSG"; null as "(nil)". */

@@ -2,3 +2,4 @@
 export * from "./encoder.ts";
 export * from "./decoder.ts";
 export * from "./client.ts";
+export * from "./server.ts";

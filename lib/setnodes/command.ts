@@ -5,13 +5,14 @@
  * and retry stragglers with backoff.
  */
 import { formatNodes } from "../cluster/index.ts";
+import { sessionOptions } from "../client/index.ts";
 import { EXIT, type Output } from "../ui/output.ts";
 import { backoffMs } from "../ui/time.ts";
 import { list, parseHostPort, UsageError } from "../ui/units.ts";
 import { applyEdits, editsOf, InvalidEdit } from "./edits.ts";
 import { readFromNode, SourceUnavailable, type FromNode } from "./from.ts";
 import { InvalidTopology, readTopologyInput, validateTopology, type TopologyInput } from "./input.ts";
-import { makePlan, sessionOptions, versionAndTargets, type Plan, type Target } from "./plan.ts";
+import { makePlan, versionAndTargets, type Plan, type Target } from "./plan.ts";
 import { bumpFailure, initialResult, pushOne, readVersion, verifyOne, type TargetResult } from "./push.ts";
 import { printDryRun, printResults, summarize } from "./report.ts";
 

@@ -3,7 +3,7 @@
  * in one round trip under the connect and reply deadlines, and turned into a nodes string
  * (lib/cluster's conversion). Only reads: nothing is changed on the node.
  */
-import { addrText, authHint, NodeFailure, withSession, type NodeAddr, type SessionOptions } from "../client/index.ts";
+import { addrText, authHint, clusterVersion, NodeFailure, withSession, type NodeAddr, type SessionOptions } from "../client/index.ts";
 import { ClusterNodesError, nodesTextFromClusterNodes, TopologyError } from "../cluster/index.ts";
 import { replyText, RespError } from "../resp/index.ts";
 import type { TopologyInput } from "./input.ts";
@@ -45,11 +45,11 @@ export async function readFromNode(addr: NodeAddr, o: SessionOptions): Promise<F
   const [version, nodes] = replies;
   if (version instanceof RespError) throw new SourceUnavailable(address, explain(version, "CLUSTERX VERSION"));
   if (nodes instanceof RespError) throw new SourceUnavailable(address, explain(nodes, "CLUSTER NODES"));
-  const v = replyText(version);
-  if (!/^-?\d+$/.test(v)) throw new SourceUnavailable(address, `CLUSTERX VERSION replied ${JSON.stringify(v.slice(0, 80))}, not a version`);
-  if (Number(v) < 0) throw new SourceUnavailable(address, "the node has no topology yet (CLUSTERX VERSION -1): give the topology with --nodes-file, --nodes or --node");
+  const v = clusterVersion(version);
+  if (v === null) throw new SourceUnavailable(address, `CLUSTERX VERSION replied ${JSON.stringify(replyText(version).slice(0, 80))}, not a version`);
+  if (v < 0) throw new SourceUnavailable(address, "the node has no topology yet (CLUSTERX VERSION -1): give the topology with --nodes-file, --nodes or --node");
   try {
-    return { source: `--from ${address}`, address, version: Number(v), text: nodesTextFromClusterNodes(replyText(nodes)) };
+    return { source: `--from ${address}`, address, version: v, text: nodesTextFromClusterNodes(replyText(nodes)) };
   } catch (e) {
     if (e instanceof ClusterNodesError || e instanceof TopologyError) throw new SourceUnavailable(address, `its CLUSTER NODES is not a topology kvr can push: ${e.message}`);
     throw e;

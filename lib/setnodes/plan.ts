@@ -3,7 +3,8 @@
  * bump), targets, deadlines, AUTH, and the optional steps.
  */
 import { formatNodes, type ClusterNode, type Topology } from "../cluster/index.ts";
-import { list, parseDuration, parseHostPort, parseIntFlag, UsageError } from "../ui/units.ts";
+import { sessionOptions } from "../client/index.ts";
+import { list, parseHostPort, parseIntFlag, single, UsageError } from "../ui/units.ts";
 
 export interface Target {
   host: string;
@@ -37,27 +38,6 @@ export function nodeAt(t: Topology, host: string, port: number): ClusterNode | n
   return t.nodes.find((n) => n.host === host && n.port === port) ?? null;
 }
 
-function positiveDuration(flag: string, v: unknown): number {
-  const ms = parseDuration(flag, v);
-  if (ms <= 0) throw new UsageError(`--${flag}: must be above 0 (example: 3s)`);
-  return ms;
-}
-
-function single(flag: string, v: unknown): unknown {
-  if (Array.isArray(v)) throw new UsageError(`--${flag}: give it once`);
-  return v;
-}
-
-/** Deadlines and password for every node contacted (--connect-timeout, --timeout, --auth or KVR_AUTH); throws UsageError. */
-export function sessionOptions(opts: Record<string, unknown>, env: Record<string, string | undefined> = process.env): { connectMs: number; timeoutMs: number; auth: string | null } {
-  const authOpt = single("auth", opts.auth);
-  const auth = authOpt !== undefined ? String(authOpt) : (env.KVR_AUTH ?? null);
-  return {
-    connectMs: positiveDuration("connect-timeout", single("connect-timeout", opts.connectTimeout)),
-    timeoutMs: positiveDuration("timeout", single("timeout", opts.timeout)),
-    auth: auth === "" ? null : auth,
-  };
-}
 
 /**
  * The version and target options, checked without the topology (so a usage error comes before

@@ -5,7 +5,7 @@
  */
 import { isOk, replyText } from "../resp/index.ts";
 import type { Plan, Target } from "./plan.ts";
-import { NodeFailure, withSession, type FailureKind } from "../client/index.ts";
+import { clusterVersion, NodeFailure, withSession, type FailureKind } from "../client/index.ts";
 
 export type ResultKind = "ok" | FailureKind | "diverged";
 
@@ -56,9 +56,9 @@ function failureFields(e: unknown, phase: string): Pick<TargetResult, "result" |
 export async function readVersion(target: Target, plan: Plan, phase = "version"): Promise<number> {
   return withSession(target, plan, async (s) => {
     const v = await s.command(phase, ["CLUSTERX", "VERSION"]);
-    const text = replyText(v);
-    if (!/^-?\d+$/.test(text)) throw new NodeFailure("failed", phase, `CLUSTERX VERSION replied ${JSON.stringify(text.slice(0, 80))}, not a version`);
-    return Number(text);
+    const version = clusterVersion(v);
+    if (version === null) throw new NodeFailure("failed", phase, `CLUSTERX VERSION replied ${JSON.stringify(replyText(v).slice(0, 80))}, not a version`);
+    return version;
   });
 }
 

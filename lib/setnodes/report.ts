@@ -3,7 +3,7 @@
  * --json one object per target and a summary object; and the exit code the results imply.
  */
 import type { Topology } from "../cluster/index.ts";
-import { EXIT, type Output } from "../ui/output.ts";
+import { EXIT, tableLines, type Output } from "../ui/output.ts";
 import type { Plan } from "./plan.ts";
 import type { ResultKind, TargetResult } from "./push.ts";
 import { count } from "../ui/units.ts";
@@ -28,10 +28,6 @@ export function summarize(results: TargetResult[], version: number | null, ms: n
   const counts: Record<ResultKind, number> = { ok: 0, error: 0, timeout: 0, refused: 0, failed: 0, diverged: 0 };
   for (const r of results) counts[r.result]++;
   return { version, targets: results.length, counts, ms: Math.round(ms), exit: exitCodeFor(results) };
-}
-
-function pad(s: string, n: number): string {
-  return s.length >= n ? s : s + " ".repeat(n - s.length);
 }
 
 function colourFor(out: Output, kind: ResultKind): (s: string) => string {
@@ -68,17 +64,14 @@ export function printResults(out: Output, results: TargetResult[], summary: Summ
     ],
   }));
   const head = ["ADDRESS", "NODE ID", "ROLE", "RESULT", "LATENCY ms", "DETAIL"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x.cells[i].length)));
-  const line = (cells: string[], colour?: (s: string) => string) =>
-    cells
-      .map((c, i) => {
-        const padded = i === cells.length - 1 ? c : pad(c, widths[i]);
-        return i === 3 && colour ? colour(padded) : padded;
-      })
-      .join("  ")
-      .trimEnd();
-  out.print(out.c.bold(line(head)));
-  for (const { r, cells } of rows) out.print(line(cells, colourFor(out, r.result)));
+  // The RESULT column in the colour of its result.
+  const [headLine, ...lines] = tableLines(
+    head,
+    rows.map((x) => x.cells),
+    (cell, row, column) => (row >= 0 && column === 3 ? colourFor(out, rows[row].r.result)(cell) : cell),
+  );
+  out.print(out.c.bold(headLine));
+  for (const l of lines) out.print(l);
   const parts = (Object.entries(summary.counts) as Array<[ResultKind, number]>)
     .filter(([, n]) => n > 0)
     .map(([k, n]) => colourFor(out, k)(`${n} ${k}`));

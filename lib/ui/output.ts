@@ -127,3 +127,21 @@ export const EXIT = {
   /** The drill itself could not run (ports, permissions, replica unreachable). */
   DRILL_ERROR: 4,
 } as const;
+
+/**
+ * A table as lines of text: each column padded to its widest cell, columns two spaces apart, the
+ * last column unpadded, trailing spaces trimmed. `paint(cell, row, column)` may colour a padded
+ * cell (row -1 is the head).
+ */
+export function tableLines(head: string[], rows: string[][], paint?: (cell: string, row: number, column: number) => string): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[], row: number) =>
+    cells
+      .map((c, i) => {
+        const padded = i === cells.length - 1 ? c : c.padEnd(widths[i]);
+        return paint ? paint(padded, row, i) : padded;
+      })
+      .join("  ")
+      .trimEnd();
+  return [line(head, -1), ...rows.map(line)];
+}

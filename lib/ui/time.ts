@@ -1,4 +1,4 @@
-/** Waiting: sleeps that an AbortSignal ends at once, and retry backoff. */
+/** Waiting: sleeps and waits that an AbortSignal ends at once, and retry backoff. */
 
 /** Sleep `ms`; an abort of `signal` ends the sleep at once (resolves, never rejects). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -13,6 +13,31 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal.addEventListener("abort", done, { once: true });
   });
+}
+
+/** Settle with `p`, or reject at once (Error "aborted") when `signal` aborts first. */
+export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error("aborted"));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error("aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Resolves once `signal` aborts (at once when it already has). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
 }
 
 /**

@@ -46,6 +46,13 @@ export function parseDuration(flag: string, v: unknown): number {
   return Math.round(Number(m[1]) * unit);
 }
 
+/** A duration above 0 (see parseDuration): a deadline or a period. */
+export function parsePositiveDuration(flag: string, v: unknown): number {
+  const ms = parseDuration(flag, v);
+  if (ms <= 0) throw new UsageError(`--${flag}: must be above 0 (example: 3s)`);
+  return ms;
+}
+
 /** A non-negative integer, within [min, max]. */
 export function parseIntFlag(flag: string, v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const s = String(v).trim();
@@ -82,6 +89,12 @@ export function isHostOrAddress(host: string): boolean {
   if (!/^[0-9A-Fa-f:.]+$/.test(host)) return false;
   // The URL parser is a full IPv6 address parser.
   return URL.canParse(`http://[${host}]/`);
+}
+
+/** The value of a flag that may be given once, as text (undefined when absent); UsageError when repeated. */
+export function single(flag: string, v: unknown): string | undefined {
+  if (Array.isArray(v)) throw new UsageError(`--${flag}: give it once`);
+  return v === undefined ? undefined : String(v);
 }
 
 /** Repeated flags arrive as arrays from the parser; single ones as a value. */

@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { KVR_BIN, runKvr } from "../helpers/kvr.ts";
 import pkg from "../../package.json" with { type: "json" };
-import { UsageError, formatBytes, parseDuration, parseHostPort, parseSize } from "../../lib/ui/units.ts";
+import { tableLines } from "../../lib/ui/output.ts";
+import { UsageError, formatBytes, parseDuration, parseHostPort, parsePositiveDuration, parseSize, single } from "../../lib/ui/units.ts";
 
 describe("compiled binary", () => {
   test("the binary exists (npm test builds it first)", () => {
@@ -90,6 +91,15 @@ describe("units", () => {
     expect(parseDuration("d", "2m")).toBe(120_000);
     expect(parseDuration("d", "700")).toBe(700);
     expect(() => parseDuration("timeout", "-1s")).toThrow("--timeout");
+    expect(parsePositiveDuration("timeout", "1ms")).toBe(1);
+    expect(() => parsePositiveDuration("timeout", "0s")).toThrow("--timeout: must be above 0");
+  });
+
+  test("a flag given once is its text; given twice, a usage error naming it", () => {
+    expect(single("auth", undefined)).toBeUndefined();
+    expect(single("auth", "")).toBe("");
+    expect(single("port", 6666)).toBe("6666");
+    expect(() => single("auth", ["a", "b"])).toThrow("--auth: give it once");
   });
 
   test("host:port, including IPv6 in brackets", () => {
@@ -97,6 +107,11 @@ describe("units", () => {
     expect(parseHostPort("t", "[::1]:7000")).toEqual({ host: "::1", port: 7000 });
     expect(() => parseHostPort("target", "127.0.0.1")).toThrow("--target");
     expect(() => parseHostPort("target", "h:70000")).toThrow("--target");
+  });
+
+  test("tableLines pads each column to its widest cell, leaves the last one unpadded and trims the end", () => {
+    expect(tableLines(["A", "BB", "C"], [["xxx", "y", ""], ["1", "22", "z"]])).toEqual(["A    BB  C", "xxx  y", "1    22  z"]);
+    expect(tableLines(["A", "B"], [["x", "y"]], (cell, row, col) => (row >= 0 && col === 0 ? `<${cell}>` : cell))).toEqual(["A  B", "<x>  y"]);
   });
 
   test("formatBytes", () => {

@@ -1,8 +1,8 @@
 /** lib/client: INFO parsing and the session's reply limit, on real sockets. */
 import { afterEach, expect, test } from "bun:test";
-import { intField, NodeFailure, openSession, parseInfo, slaveLines } from "../../lib/client/index.ts";
+import { clusterVersion, intField, NodeFailure, openSession, parseInfo, slaveLines } from "../../lib/client/index.ts";
 import { listen, type Conn, type Server } from "../../lib/net/index.ts";
-import { RespDecoder } from "../../lib/resp/index.ts";
+import { RespDecoder, RespError, SimpleString } from "../../lib/resp/index.ts";
 import { rejected } from "../helpers/errors.ts";
 
 let servers: Server[] = [];
@@ -19,6 +19,11 @@ test("parseInfo skips headers and blank lines; slaveLines reads a master's repli
     { index: 1, ip: "10.0.0.2", port: 7002, offset: 9, lag: 1 },
   ]);
   expect([intField("12"), intField("-1"), intField(" 3 "), intField(""), intField("1.5"), intField(undefined), intField("x")]).toEqual([12, -1, 3, null, null, null, null]);
+});
+
+test("clusterVersion reads CLUSTERX VERSION as a bulk string, a simple string or an integer; anything else is null", () => {
+  const replies = [Buffer.from("-1"), Buffer.from("42"), new SimpleString("7"), 9, Buffer.from("v1"), Buffer.from(""), new RespError("ERR Cluster mode is not enabled"), null, 1.5];
+  expect(replies.map(clusterVersion)).toEqual([-1, 42, 7, 9, null, null, null, null, null]);
 });
 
 async function server(reply: (c: Conn) => Promise<void>): Promise<Server> {

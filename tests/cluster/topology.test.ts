@@ -11,7 +11,6 @@ import {
   replicasOf,
   slotOwner,
   TopologyError,
-  type ClusterNode,
   type Topology,
 } from "../../lib/cluster/index.ts";
 import { randomTopology, rng } from "./random.ts";

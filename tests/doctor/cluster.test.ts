@@ -5,7 +5,8 @@
  */
 import { expect, test } from "bun:test";
 import { admin, info, until } from "../replica/helpers.ts";
-import { addr, closedPort, doctor, findingsOf, id, lab, linkUp, nodeOf, push } from "./helpers.ts";
+import { closedPort } from "../helpers/ports.ts";
+import { addr, doctor, findingsOf, id, lab, linkUp, nodeOf, push } from "./helpers.ts";
 
 const L = lab();
 const A = id("a");

@@ -6,7 +6,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { parseNodes } from "../../lib/cluster/index.ts";
 import { mastersTopology, nodeId, startFakeNode, startFakeNodes, type FakeNode, type FakeNodeOptions } from "../setnodes/fake-node.ts";
-import { addr, doctor, findingsOf, nodeOf } from "./helpers.ts";
+import { doctor, findingsOf, nodeOf } from "./helpers.ts";
 
 let fakes: FakeNode[] = [];
 afterEach(async () => {

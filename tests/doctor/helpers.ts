@@ -2,9 +2,8 @@
  * Helpers for kvr doctor tests: run the compiled binary with --json and split its events; start
  * kvr masters (cluster nodes with --node-id) and kvr replicas, push a topology to them.
  */
-import { listen } from "../../lib/net/index.ts";
 import { replyText } from "../../lib/resp/index.ts";
-import { cleanupAfterEach, runKvr } from "../helpers/kvr.ts";
+import { cleanupAfterEach, jsonLines, runKvr } from "../helpers/kvr.ts";
 import { admin, startMaster, startReplica, until, info, type Master, type Replica } from "../replica/helpers.ts";
 
 export type Obj = Record<string, any>;
@@ -25,10 +24,7 @@ export async function doctor(args: string[], env: Record<string, string> = {}): 
   const t0 = performance.now();
   const r = await runKvr(["doctor", ...args, "--json"], { env, timeoutMs: 30_000 });
   const wallMs = performance.now() - t0;
-  const events = r.stdout
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Obj);
+  const events = jsonLines(r.stdout);
   const summary = events.find((e) => e.event === "summary");
   if (!summary) throw new Error(`no summary event (exit ${r.code}); stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   return { ...r, wallMs, nodes: events.filter((e) => e.event === "node"), findings: events.filter((e) => e.event === "finding"), summary };
@@ -42,14 +38,6 @@ export function nodeOf(run: DoctorRun, address: string): Obj {
   const n = run.nodes.find((x) => x.address === address);
   if (!n) throw new Error(`no node event for ${address}: ${JSON.stringify(run.nodes.map((x) => x.address))}`);
   return n;
-}
-
-/** A port nothing listens on (bound once, then closed). */
-export async function closedPort(): Promise<number> {
-  const s = await listen("127.0.0.1", 0, (c) => c.destroy());
-  const port = s.port;
-  await s.close(10);
-  return port;
 }
 
 export const id = (c: string) => c.repeat(40);

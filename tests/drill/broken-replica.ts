@@ -17,9 +17,10 @@
  * every connection to a master. INFO answers `server` (process_id) and `replication` sections,
  * both by default.
  */
-import { clusterx, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
+import { clusterx, encodeReply, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
-import { bulk, encodeCommand, error, integer, OK, RespDecoder, simple, type RespValue } from "../../lib/resp/index.ts";
+import { bulk, encodeCommand, error, simple } from "../../lib/resp/index.ts";
+import { serveCommands } from "../helpers/serve.ts";
 
 export type BrokenMode = "hang" | "leak" | "good" | "slow" | "deaf";
 
@@ -115,38 +116,18 @@ export async function startBrokenReplica(mode: BrokenMode, requirepass?: string,
       } else current = null;
     }
     state = r.state;
-    const rep = r.reply;
-    if (rep.type === "ok") return OK;
-    if (rep.type === "error") return error(rep.message);
-    if (rep.type === "bulk") return bulk(rep.value);
-    return integer(rep.value);
+    return encodeReply(r.reply);
   };
 
   server = await listen(
     "127.0.0.1",
     0,
-    (conn) => {
-      (async () => {
-        const dec = new RespDecoder({ inline: true });
-        let authed = requirepass === undefined;
-        for (;;) {
-          const v: RespValue = await conn.read(dec);
-          const args = (Array.isArray(v) ? v : []).map((x) => (Buffer.isBuffer(x) ? x.toString("utf8") : String(x)));
-          if (args[0]?.toLowerCase() === "auth") {
-            authed = args[1] === requirepass;
-            await conn.write(authed ? OK : error("ERR Invalid password"));
-            continue;
-          }
-          if (!authed) {
-            await conn.write(error("NOAUTH Authentication required."));
-            continue;
-          }
-          // The node's exclusive lock: while SETNODES is stuck, every command waits.
-          while (lock) await lock;
-          await conn.write(await execute(args));
-        }
-      })().catch(() => conn.destroy());
-    },
+    (conn) =>
+      void serveCommands(conn, requirepass, async (_cmd, args) => {
+        // The node's exclusive lock: while SETNODES is stuck, every command waits.
+        while (lock) await lock;
+        await conn.write(await execute(args));
+      }),
     { readMs: 0 },
   );
 

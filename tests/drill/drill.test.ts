@@ -3,10 +3,10 @@
  * a broken replica (Kvrocks before the fix), with a kernel-level cut, repeated, and its errors.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { connect, listen } from "../../lib/net/index.ts";
 import { runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { startBrokenReplica, type BrokenReplica } from "./broken-replica.ts";
 import { parseResult, refused } from "./result.ts";
+import { closedPort } from "../helpers/ports.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -18,13 +18,6 @@ const SMALL = ["--files", "8", "--file-size", "1MiB"];
 const QUICK = [...SMALL, "--cut-at", "20%"];
 
 
-
-async function freePort(): Promise<number> {
-  const s = await listen("127.0.0.1", 0, () => {});
-  const p = s.port;
-  await s.close(0);
-  return p;
-}
 
 async function broken(mode: "hang" | "leak" | "good" | "slow" | "deaf", requirepass?: string): Promise<BrokenReplica> {
   const b = await startBrokenReplica(mode, requirepass);
@@ -321,7 +314,7 @@ describe("interrupting the drill", () => {
 
 describe("kvr drill errors", () => {
   test("--replica pointing to a closed port: the drill could not run, exit 4 (not a FAIL)", async () => {
-    const port = await freePort();
+    const port = await closedPort();
     const r = await runKvr(["drill", ...QUICK, "--replica", `127.0.0.1:${port}`, "--json"], { timeoutMs: 20_000 });
     expect(r.code).toBe(4);
     const res = parseResult(r.stdout);

@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { keySlot, slotIn } from "../../lib/cluster/index.ts";
-import { listen } from "../../lib/net/index.ts";
 import { runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { startKvrocksMaster, type KvrocksMaster, type KvrocksMasterOptions } from "./kvrocks-master.ts";
 import { parseResult, refused } from "./result.ts";
+import { closedPort } from "../helpers/ports.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -218,9 +218,7 @@ describe("kvr drill --scenario slow-replica --master: a running Kvrocks master (
     cleanups.push(() => rep.stop());
     const port = Number((await rep.waitEvent((e) => e.event === "listening")).port);
     await rep.waitEvent((e) => e.event === "stream", 10_000);
-    const gone = await listen("127.0.0.1", 0, () => {});
-    const closed = gone.port;
-    await gone.close(0);
+    const closed = await closedPort();
     const cases: Array<[string[], RegExp]> = [
       [["--master", `127.0.0.1:${port}`], new RegExp(`the node at 127\\.0\\.0\\.1:${port} is not a master \\(role:slave, a replica of 127\\.0\\.0\\.1:${probe.port}\\): drill its master`)],
       [["--master", `127.0.0.1:${closed}`], new RegExp(`cannot connect to the master under test at 127\\.0\\.0\\.1:${closed}`)],

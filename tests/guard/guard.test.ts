@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { connect, listen, listenNoAccept, type Conn, type Server } from "../../lib/net/index.ts";
 import { replyText } from "../../lib/resp/index.ts";
-import { KVR_BIN, runKvr, spawnKvr, type KvrEvent, type KvrProcess } from "../helpers/kvr.ts";
+import { jsonLines, KVR_BIN, runKvr, spawnKvr, type KvrEvent, type KvrProcess } from "../helpers/kvr.ts";
 import { spawnBrokenReplica } from "../drill/broken-replica-process.ts";
 import { spawnScriptedNode, type ScriptedNode } from "./scripted-node.ts";
 
@@ -250,18 +250,13 @@ describe("kvr guard: when it cannot run", () => {
     });
     try {
       const drop = ["setpriv", "--inh-caps", "-net_admin", "--bounding-set", "-net_admin"];
-      const r = Bun.spawn([...drop, KVR_BIN, "guard", "--node", `127.0.0.1:${node.port}`, "--json"], {
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, NO_COLOR: "1" },
-      });
-      const [stdout, stderr, code] = await Promise.all([new Response(r.stdout).text(), new Response(r.stderr).text(), r.exited]);
+      const { stdout, stderr, code } = await runKvr(["guard", "--node", `127.0.0.1:${node.port}`, "--json"], { prefix: drop });
       expect(code).toBe(4);
       expect(stderr).toContain("kvr guard cannot run");
       expect(stderr).toContain("CAP_NET_ADMIN");
       expect(stderr).toContain("CONFIG_INET_DIAG_DESTROY");
       expect(stderr).toContain("EPERM");
-      const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
+      const lines = jsonLines(stdout);
       expect(lines[0]).toMatchObject({ event: "self-test", ok: false });
       expect(lines.at(-1)).toMatchObject({ command: "guard", exitCode: 4 });
       expect(lines.some((l) => l.event === "watch")).toBe(false);
@@ -281,7 +276,7 @@ describe("kvr guard: when it cannot run", () => {
       await Bun.sleep(1500);
       r.kill("SIGTERM");
       expect(await r.exited).toBe(0);
-      const events = (await out).trim().split("\n").map((l) => JSON.parse(l));
+      const events = jsonLines(await out);
       expect(events[0]).toMatchObject({ event: "self-test", ok: false, dryRun: true });
       expect(events.find((e) => e.event === "watch")).toMatchObject({ node: `127.0.0.1:${node.port}`, pid: node.pid, pidVerified: true });
       expect(await err).toContain("a run without --dry-run would stop here, exit 4");
@@ -294,8 +289,7 @@ describe("kvr guard: when it cannot run", () => {
     const node = await spawnScriptedNode();
     try {
       const drop = ["setpriv", "--inh-caps", "-net_admin", "--bounding-set", "-net_admin"];
-      const r = Bun.spawn([...drop, KVR_BIN, "drill", "--files", "4", "--file-size", "64KiB", "--replica", `127.0.0.1:${node.port}`, "--guard"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
-      const [stderr, code] = await Promise.all([new Response(r.stderr).text(), r.exited]);
+      const { stderr, code } = await runKvr(["drill", "--files", "4", "--file-size", "64KiB", "--replica", `127.0.0.1:${node.port}`, "--guard"], { prefix: drop });
       expect(code).toBe(4);
       expect(stderr).toContain("the drill could not run: kvr guard exited (code 4)");
       expect(stderr).toContain("CAP_NET_ADMIN");

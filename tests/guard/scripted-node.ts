@@ -12,9 +12,9 @@
  *   bun tests/guard/scripted-node.ts    # prints {"port":N,"pid":N}, runs until SIGTERM
  */
 import { connect, listen, type Conn } from "../../lib/net/index.ts";
-import { bulk, error, integer, OK, RespDecoder } from "../../lib/resp/index.ts";
-import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
+import { bulk, call, error, integer, OK, replyText, type RespValue } from "../../lib/resp/index.ts";
 import { spawnScript } from "../helpers/script.ts";
+import { serveCommands } from "../helpers/serve.ts";
 
 export interface ScriptedNode {
   port: number;
@@ -101,24 +101,17 @@ if (import.meta.main) {
   const server = await listen(
     "127.0.0.1",
     0,
-    (conn) => {
-      (async () => {
-        const dec = new RespDecoder({ inline: true });
-        for (;;) {
-          const v = await conn.read(dec);
-          const args = (Array.isArray(v) ? v : []).map((x) => (Buffer.isBuffer(x) ? x.toString("utf8") : String(x)));
-          const cmd = (args[0] ?? "").toUpperCase();
-          if (cmd === "SCRIPT") {
-            await conn.write(await script(args));
-            continue;
-          }
-          while (performance.now() < frozenUntil) await Bun.sleep(Math.max(1, frozenUntil - performance.now()));
-          if (cmd === "INFO") await conn.write(bulk(info(args[1] ?? "")));
-          else if (cmd === "PING") await conn.write(bulk("PONG"));
-          else await conn.write(error(`ERR unknown command '${args[0]}'`));
+    (conn) =>
+      void serveCommands(conn, undefined, async (cmd, args) => {
+        if (cmd === "script") {
+          await conn.write(await script(args));
+          return;
         }
-      })().catch(() => conn.destroy());
-    },
+        while (performance.now() < frozenUntil) await Bun.sleep(Math.max(1, frozenUntil - performance.now()));
+        if (cmd === "info") await conn.write(bulk(info(args[1] ?? "")));
+        else if (cmd === "ping") await conn.write(bulk("PONG"));
+        else await conn.write(error(`ERR unknown command '${args[0]}'`));
+      }),
     { readMs: 0 },
   );
   const stop = async () => {

@@ -92,18 +92,32 @@ export function spawnKvr(args: string[], env: Record<string, string> = {}, prefi
   };
 }
 
-/** Run kvr to completion; returns exit code, stdout, stderr. */
-export async function runKvr(args: string[], opts: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {}) {
-  const proc = Bun.spawn([KVR_BIN, ...args], {
+/** Run a program to completion (SIGKILL after `timeoutMs`, default 60 s); returns exit code, stdout, stderr. */
+export async function runProcess(argv: string[], opts: { env?: Record<string, string | undefined>; stdin?: string; timeoutMs?: number } = {}) {
+  const proc = Bun.spawn(argv, {
     stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
     stdout: "pipe",
     stderr: "pipe",
-    env: { ...process.env, NO_COLOR: "1", ...(opts.env ?? {}) },
+    env: opts.env ?? process.env,
   });
   const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
   return { code, stdout, stderr };
+}
+
+/** Run kvr to completion (under `prefix`, a program that execs it: setpriv, strace); returns exit code, stdout, stderr. */
+export function runKvr(args: string[], opts: { env?: Record<string, string>; stdin?: string; timeoutMs?: number; prefix?: string[] } = {}) {
+  const env = { ...process.env, NO_COLOR: "1", ...(opts.env ?? {}) };
+  return runProcess([...(opts.prefix ?? []), KVR_BIN, ...args], { env, stdin: opts.stdin, timeoutMs: opts.timeoutMs });
+}
+
+/** The JSON objects of a --json run's stdout, one per non-empty line. */
+export function jsonLines(stdout: string): Array<Record<string, any>> {
+  return stdout
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
 }
 
 /** A fresh temp directory, removed by the returned cleanup. */

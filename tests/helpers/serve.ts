@@ -1,7 +1,8 @@
 /**
- * The command loop of the test doubles that play a Kvrocks server (tests/replica/fake-master.ts,
- * tests/drill/kvrocks-master.ts): read commands (RESP or inline) off a connection, answer AUTH
- * and -NOAUTH as Kvrocks does when a password is set, hand every other command to the double.
+ * The command loop of the test doubles that play a Kvrocks server (replica/fake-master.ts,
+ * drill/kvrocks-master.ts, setnodes/fake-node.ts, stream/scripted-master.ts,
+ * guard/scripted-node.ts, …): read commands (RESP or inline) off a connection, answer AUTH and
+ * -NOAUTH as Kvrocks does, hand every other command to the double.
  */
 import type { Conn } from "../../lib/net/index.ts";
 import { error, OK, RespDecoder } from "../../lib/resp/index.ts";
@@ -25,8 +26,11 @@ export async function serveCommands(
       const cmd = args[0].toLowerCase();
       record?.(cmd, args);
       if (cmd === "auth") {
-        authed = args[1] === password;
-        await conn.write(authed ? OK : error("ERR Invalid password"));
+        if (!password) await conn.write(error("ERR Client sent AUTH, but no password is set"));
+        else if (args[1] === password) {
+          authed = true;
+          await conn.write(OK);
+        } else await conn.write(error("ERR Invalid password"));
       } else if (!authed) await conn.write(error("NOAUTH Authentication required."));
       else if ((await handle(cmd, args)) === "stop") return;
     }

@@ -1,22 +1,12 @@
 /** Starting `kvr lab` (the compiled binary) for tests, and talking to its nodes. */
+import { pidAlive } from "../../lib/drill/sys.ts";
+import type { ReadyNode } from "../../lib/lab/report.ts";
 import { replyText } from "../../lib/resp/index.ts";
 import { spawnKvr, type KvrProcess } from "../helpers/kvr.ts";
 import { admin, info } from "../replica/helpers.ts";
 
 /** One node of the lab's `ready` event. */
-export interface LabNode {
-  name: string;
-  id: string;
-  role: "master" | "slave";
-  host: string;
-  port: number;
-  address: string;
-  masterId: string;
-  master: string | null;
-  slots: string | null;
-  pid: number;
-  dir: string | null;
-}
+export type LabNode = ReadyNode;
 
 export interface Lab {
   kvr: KvrProcess;
@@ -30,16 +20,6 @@ export interface Lab {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** True while a process with this pid exists. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * `kvr lab <args> --json`, resolved at its `ready` event. `defer` registers the stop, so every
  * process is gone after the test whatever happens.
@@ -50,7 +30,7 @@ export async function startLab(args: string[], defer: (fn: () => unknown) => voi
   const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     const code = await kvr.stop(signal, 10_000);
     // The lab stops its nodes; should it not have, they are ended here, by pid.
-    for (const n of nodes) if (alive(n.pid)) process.kill(n.pid, "SIGKILL");
+    for (const n of nodes) if (pidAlive(n.pid)) process.kill(n.pid, "SIGKILL");
     return code;
   };
   defer(() => stop());

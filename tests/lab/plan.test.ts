@@ -1,7 +1,8 @@
 /** The lab's cluster plan (lib/lab/plan.ts): names, ids, slots split evenly, a topology Kvrocks accepts. */
 import { expect, test } from "bun:test";
 import { CLUSTER_SLOTS, formatNodes, parseNodes, slotOwner } from "../../lib/cluster/index.ts";
-import { labNodes, labTopology, newNodeId, splitSlots } from "../../lib/lab/plan.ts";
+import { newNodeId } from "../../lib/cluster/index.ts";
+import { labNodes, labTopology, splitSlots } from "../../lib/lab/plan.ts";
 
 test("splitSlots covers 0-16383 once, in contiguous ranges differing by at most one slot", () => {
   for (const n of [1, 2, 3, 7, 16]) {

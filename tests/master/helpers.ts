@@ -129,11 +129,4 @@ export async function fullSync(port: number, opts: { password?: string; workers?
   return { files, data };
 }
 
-/** Poll until `pred` holds (or throw after `ms`). */
-export async function until(pred: () => boolean | Promise<boolean>, ms = 3000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
+export { until } from "../helpers/until.ts";

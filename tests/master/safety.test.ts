@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parseGenerateSpec } from "../../lib/master/generate.ts";
 import { dirSource, generatedSource, type CheckpointSource } from "../../lib/master/source.ts";
 import { tempDir } from "../helpers/kvr.ts";
-import { cmd, fullSync, open, send, startTestMaster, until, type TestMaster } from "./helpers.ts";
+import { cmd, open, send, startTestMaster, until, type TestMaster } from "./helpers.ts";
 
 let master: TestMaster | null = null;
 const cleanups: Array<() => void> = [];

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { connect, listen, listenNoAccept, NetError, type Conn, type Server } from "../../lib/net/index.ts";
 import { fromSystemError } from "../../lib/net/errors.ts";
 import { RespDecoder, replyText } from "../../lib/resp/index.ts";
+import { closedPort } from "../helpers/ports.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -22,13 +23,6 @@ async function failure(p: Promise<unknown>): Promise<{ err: NetError; ms: number
     return { err: e as NetError, ms: performance.now() - t0 };
   }
   throw new Error("expected a failure");
-}
-
-async function freePort(): Promise<number> {
-  const s = await listen("127.0.0.1", 0, () => {});
-  const port = s.port;
-  await s.close(0);
-  return port;
 }
 
 describe("read deadline (idle)", () => {
@@ -78,7 +72,7 @@ describe("connect", () => {
   });
 
   test("a refused port fails at once with REFUSED", async () => {
-    const port = await freePort();
+    const port = await closedPort();
     const { err, ms } = await failure(connect("127.0.0.1", port));
     expect(err.code).toBe("REFUSED");
     expect(ms).toBeLessThan(500);

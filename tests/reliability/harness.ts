@@ -6,6 +6,7 @@
 import { copyFileSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { parseInfo } from "../../lib/client/index.ts";
 import { connect } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
 import { generatedContent, generatedFiles } from "../../lib/master/generate.ts";
@@ -148,28 +149,13 @@ export async function command(port: number, args: string[], password?: string, r
 
 /** INFO replication as a map. */
 export async function infoMap(port: number, password?: string): Promise<Record<string, string>> {
-  const text = replyText(await command(port, ["INFO", "replication"], password));
-  const out: Record<string, string> = {};
-  for (const line of text.split("\r\n")) {
-    const i = line.indexOf(":");
-    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
+  return parseInfo(replyText(await command(port, ["INFO", "replication"], password)));
 }
 
 /** A counting semaphore: at most `n` callers inside at once. */
 export { limiter } from "../../lib/ui/limit.ts";
 
-/** Poll until `fn` returns a truthy value (throws after `ms`). */
-export async function until<T>(fn: () => T | Promise<T>, ms = 10_000, what = "condition", everyMs = 20): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await Bun.sleep(everyMs);
-  }
-}
+export { until } from "../helpers/until.ts";
 
 /** Open file descriptors of a process (entries of /proc/<pid>/fd). */
 export function fdCount(pid: number): number {
@@ -220,8 +206,5 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
-/** Percentile of sorted numbers (nearest rank). */
-export function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
+/** Nearest-rank percentile of sorted values (the drill's own). */
+export { percentile } from "../../lib/drill/report.ts";

@@ -11,8 +11,9 @@ import fc from "fast-check";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
-import { bareLine, call, encodeCommand, OK, replyText, RespDecoder, simple, error } from "../../lib/resp/index.ts";
+import { bareLine, call, encodeCommand, OK, replyText, simple, error } from "../../lib/resp/index.ts";
 import { tempDir } from "../helpers/kvr.ts";
+import { serveCommands } from "../helpers/serve.ts";
 import { command, diffDir, dirBytes, fdCount, generatedExpected, rssBytes, startKvr, until, type Proc } from "./harness.ts";
 
 const procs: Proc[] = [];
@@ -43,40 +44,34 @@ interface Script {
 }
 
 /** Serve `script` to every connection: handshake honestly, then lie as scripted. */
-async function scriptedMaster(script: Script, stats = { maxWritten: 0 }): Promise<Server> {
+async function scriptedMaster(script: Script): Promise<Server> {
   const s = await listen(
     "127.0.0.1",
     0,
-    async (conn: Conn) => {
-      const dec = new RespDecoder({ inline: true });
-      try {
-        for (;;) {
-          const args = ((await conn.read(dec)) as Buffer[]).map((b) => b.toString("utf8"));
-          const cmd = args[0].toLowerCase();
-          if (cmd === "_db_name") await conn.write(bareLine("change.me.db"));
-          else if (cmd === "replconf") await conn.write(OK);
-          else if (cmd === "psync") await conn.write(error("ERR sequence out of range, please use fullsync"));
-          else if (cmd === "ping") await conn.write(simple("PONG"));
-          else if (cmd === "_fetch_meta") {
-            await conn.write(Buffer.concat([Buffer.from(script.metaLine, "utf8"), Buffer.from("\r\n")]));
-            return conn.end();
-          } else if (cmd === "_fetch_file") {
-            const names = args[1].split(",");
-            for (let i = 0; i < names.length; i++) {
-              const e = script.entries.find((x) => x.name === names[i]);
-              if (!e) return conn.end();
-              const last = i === names.length - 1;
-              // The last file and the trailing bytes leave in one write (one segment on loopback).
-              await conn.write(Buffer.concat([Buffer.from(e.sizeLine + "\r\n", "latin1"), e.body, last ? script.trailing : Buffer.alloc(0)]));
-              if (e.sizeLine !== String(e.body.length)) return conn.end();
-            }
-            return conn.end();
-          } else await conn.write(error(`ERR unknown command \`${args[0]}\``));
-        }
-      } catch {
-        conn.destroy();
-      }
-    },
+    (conn: Conn) =>
+      serveCommands(conn, undefined, async (cmd, args) => {
+        if (cmd === "_db_name") await conn.write(bareLine("change.me.db"));
+        else if (cmd === "replconf") await conn.write(OK);
+        else if (cmd === "psync") await conn.write(error("ERR sequence out of range, please use fullsync"));
+        else if (cmd === "ping") await conn.write(simple("PONG"));
+        else if (cmd === "_fetch_meta") {
+          await conn.write(Buffer.concat([Buffer.from(script.metaLine, "utf8"), Buffer.from("\r\n")]));
+          conn.end();
+          return "stop";
+        } else if (cmd === "_fetch_file") {
+          const names = args[1].split(",");
+          for (let i = 0; i < names.length; i++) {
+            const e = script.entries.find((x) => x.name === names[i]);
+            if (!e) break;
+            const last = i === names.length - 1;
+            // The last file and the trailing bytes leave in one write (one segment on loopback).
+            await conn.write(Buffer.concat([Buffer.from(e.sizeLine + "\r\n", "latin1"), e.body, last ? script.trailing : Buffer.alloc(0)]));
+            if (e.sizeLine !== String(e.body.length)) break;
+          }
+          conn.end();
+          return "stop";
+        } else await conn.write(error(`ERR unknown command \`${args[0]}\``));
+      }),
     { readMs: 0, writeMs: 5000 },
   );
   servers.push(s);

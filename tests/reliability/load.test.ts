@@ -10,6 +10,7 @@ import { connect } from "../../lib/net/index.ts";
 import { call, replyText } from "../../lib/resp/index.ts";
 import { tempDir } from "../helpers/kvr.ts";
 import { command, diffDir, fdCount, generatedExpected, infoMap, percentile, rssBytes, startKvr, until, type Proc } from "./harness.ts";
+import { establishedTo } from "../replica/helpers.ts";
 
 const procs: Proc[] = [];
 const cleanups: Array<() => void> = [];
@@ -37,12 +38,6 @@ const SPECS = [
   "reset:after-files=1",
   "close:on=_fetch_meta",
 ];
-
-/** ss: established connections whose remote port is `port`. */
-function establishedTo(port: number): number {
-  const out = Bun.spawnSync(["ss", "-tnH", "state", "established", `( dport = :${port} )`]).stdout.toString();
-  return out.split("\n").filter((l) => l.trim()).length;
-}
 
 test(`50 replicas from one master, a run-time fault added or cleared every ${TOGGLE_MS} ms for ${DURATION_MS / 1000} s (scaled from 60 s): no crash, fds and RSS back, every replica identical`, async () => {
   const spec = "4x256KiB";
@@ -160,8 +155,8 @@ test("1,000 SETNODES in a row alternating between a stalled master and a live on
   expect(replyText(await command(r.port, ["CLUSTERX", "VERSION"]))).toBe("1000");
   expect(diffDir(d.path, generatedExpected("2x64KiB"), ["kvr-stream.log"])).toEqual([]);
   // No connection left to the stalled master; at most the stream connection to the live one.
-  await until(() => establishedTo(a.port) === 0, 5000, "no connection to the stalled master");
-  expect(establishedTo(b.port)).toBeLessThanOrEqual(1);
+  await until(async () => (await establishedTo(a.port)) === 0, 5000, "no connection to the stalled master");
+  expect(await establishedTo(b.port)).toBeLessThanOrEqual(1);
   await until(() => fdCount(r.pid) <= fd0 + 2, 5000, "the replica's fds to return near the start").catch(() => {});
   const fd1 = fdCount(r.pid);
   console.log(`1000 SETNODES in ${(total / 1000).toFixed(1)} s: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${max.toFixed(2)} ms; replica fds ${fd0} → ${fd1}`);

@@ -1,6 +1,7 @@
 /** Helpers for replica tests: start a replica child, talk to its admin port, compare dirs. */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseInfo } from "../../lib/client/index.ts";
 import { connect } from "../../lib/net/index.ts";
 import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
 import { spawnKvr, type KvrProcess } from "../helpers/kvr.ts";
@@ -35,25 +36,10 @@ export async function admin(port: number, args: string[], timeoutMs = 5000): Pro
 
 /** INFO as a key → value map. */
 export async function info(port: number, section = "replication"): Promise<Record<string, string>> {
-  const text = replyText(await admin(port, ["INFO", section]));
-  const out: Record<string, string> = {};
-  for (const line of text.split("\r\n")) {
-    const i = line.indexOf(":");
-    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
+  return parseInfo(replyText(await admin(port, ["INFO", section])));
 }
 
-/** Poll `fn` until it returns a truthy value (or throw after timeoutMs). */
-export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 20): Promise<NonNullable<T>> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await Bun.sleep(everyMs);
-  }
-}
+export { until } from "../helpers/until.ts";
 
 /** Sorted file names of a directory. */
 export function listDir(dir: string): string[] {
@@ -108,7 +94,7 @@ export async function startMaster(args: string[], port = 0): Promise<Master> {
   }
 }
 
-/** Established TCP connections whose remote end is 127.0.0.1:port (from `ss`). */
+/** Established TCP connections of this host whose remote port is `port` (counted by `ss`, independently of kvr). */
 export async function establishedTo(port: number): Promise<number> {
   const p = Bun.spawn(["ss", "-tnH", "state", "established", `( dport = :${port} )`], { stdout: "pipe", stderr: "ignore" });
   const text = await new Response(p.stdout).text();

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { generatedContent, generatedFiles } from "../../lib/master/generate.ts";
 import { cleanupAfterEach } from "../helpers/kvr.ts";
 import { bytes } from "./fake-master.ts";
-import { diffDir, info, listDir, startMaster, startReplica, until } from "./helpers.ts";
+import { diffDir, info, listDir, startMaster, startReplica } from "./helpers.ts";
 
 const { defer, temp } = cleanupAfterEach();
 function expected(spec: string) {

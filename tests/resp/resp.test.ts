@@ -3,7 +3,8 @@ import Redis from "ioredis";
 import fc from "fast-check";
 import { listen, type Server } from "../../lib/net/index.ts";
 import { array, bulk, encodeCommand, error, integer, simple, OK } from "../../lib/resp/encoder.ts";
-import { RespDecoder, RespError, SimpleString, type RespValue } from "../../lib/resp/decoder.ts";
+import { MAX_UNAUTHENTICATED_BYTES, RespDecoder, RespError, SimpleString, type RespValue } from "../../lib/resp/decoder.ts";
+import { commandRefusal, requestDecoder } from "../../lib/resp/server.ts";
 
 /** Decode every complete value in `bytes`, feeding it in the given pieces. */
 function decodeAll(pieces: Uint8Array[], limits = {}): RespValue[] {
@@ -87,6 +88,21 @@ describe("decoder", () => {
     authed = true;
     expect(d.feed(encodeCommand(["PING", "x".repeat(60)])).done).toBe(true);
     expect(() => d.feed(encodeCommand(["PING", "x".repeat(90)]))).toThrow("Protocol error: request larger than 100 bytes");
+  });
+
+  test("a server's checks: unknown command, then arity, then AUTH, as Kvrocks orders them; its decoder caps a request at 2 args' worth, 64 KiB before AUTH", () => {
+    const arity = { ping: -1, auth: 2, quit: 1 };
+    expect(commandRefusal(arity, ["FOO", "a", "b"], false)).toBe("ERR unknown command `FOO`, with args beginning with: `a`, `b`");
+    expect(commandRefusal(arity, ["AUTH"], false)).toBe("ERR wrong number of arguments");
+    expect(commandRefusal(arity, ["PING"], false)).toBe("NOAUTH Authentication required.");
+    expect([commandRefusal(arity, ["auth", "pw"], false), commandRefusal(arity, ["QUIT"], false), commandRefusal(arity, ["Ping", "x"], true)]).toEqual([null, null, null]);
+    let authed = false;
+    const d = requestDecoder(1 << 20, () => authed);
+    expect(() => d.feed(encodeCommand(["AUTH", "x".repeat(MAX_UNAUTHENTICATED_BYTES)]))).toThrow(`request larger than ${MAX_UNAUTHENTICATED_BYTES} bytes`);
+    authed = true;
+    const e = requestDecoder(1000, () => authed);
+    expect(e.feed(encodeCommand(["SET", "x".repeat(900), "y".repeat(900)])).done).toBe(true);
+    expect(() => e.feed(encodeCommand(["SET", "x".repeat(999), "y".repeat(999)]))).toThrow("request larger than 2000 bytes");
   });
 
   test("inline is refused on the client side", () => {

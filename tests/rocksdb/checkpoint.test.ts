@@ -5,7 +5,7 @@ import { checkpointSequence, inspectCheckpoint } from "../../lib/rocksdb/checkpo
 import { buildManifest, currentFileFor } from "../../lib/rocksdb/manifest.ts";
 import { LogWriter } from "../../lib/rocksdb/log.ts";
 import { encodePutBatch } from "../../lib/rocksdb/writebatch.ts";
-import { asyncErrorOf, cleanupTemp, errorOf, FIXTURE, fixtureCopy, tempDir } from "./helpers.ts";
+import { asyncErrorOf, cleanupTemp, FIXTURE, fixtureCopy, tempDir } from "./helpers.ts";
 
 afterAll(cleanupTemp);
 

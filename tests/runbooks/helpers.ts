@@ -5,25 +5,22 @@
  */
 import { mkdirSync, symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { KVR_BIN } from "../helpers/kvr.ts";
+import { KVR_BIN, runProcess } from "../helpers/kvr.ts";
 
 export const RUNBOOKS = resolve(import.meta.dir, "../../runbooks");
 
 /** The tools a runbook may use besides kvr (see runbooks/lib.sh). */
 const BASE_TOOLS = ["bash", "grep", "sed", "awk", "head", "tail", "cut", "sort", "tr", "wc", "mktemp", "rm", "cat", "cmp", "mv", "dirname"];
 
-/** Tools kvr itself uses when present (kvr drill reads the node's sockets with ss). */
-const KVR_TOOLS = ["ss"];
-
-/** A directory of symlinks: kvr (the built binary), the base tools and kvr's own; no jq. */
+/** A directory of symlinks: kvr (the built binary) and the base tools; no jq, and nothing kvr could call (kvr reads sockets through sock_diag, not ss). */
 export function minimalPath(dir: string): string {
   const bin = join(dir, "bin");
   mkdirSync(bin, { recursive: true });
   symlinkSync(KVR_BIN, join(bin, "kvr"));
-  for (const t of [...BASE_TOOLS, ...KVR_TOOLS]) {
+  for (const t of BASE_TOOLS) {
     const p = Bun.which(t);
-    if (!p && BASE_TOOLS.includes(t)) throw new Error(`${t} is not installed`);
-    if (p) symlinkSync(p, join(bin, t));
+    if (!p) throw new Error(`${t} is not installed`);
+    symlinkSync(p, join(bin, t));
   }
   return bin;
 }
@@ -46,9 +43,6 @@ export async function runbook(name: string, args: string[], o: { path?: string; 
     delete env.KVR;
   } else env.KVR ??= KVR_BIN;
   const t0 = performance.now();
-  const p = Bun.spawn([join(RUNBOOKS, name), ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env });
-  const timer = setTimeout(() => p.kill("SIGKILL"), o.timeoutMs ?? 90_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(timer);
-  return { code, stdout, stderr, ms: performance.now() - t0 };
+  const r = await runProcess([join(RUNBOOKS, name), ...args], { env, timeoutMs: o.timeoutMs ?? 90_000 });
+  return { ...r, ms: performance.now() - t0 };
 }

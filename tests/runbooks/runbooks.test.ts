@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { nodesTextFromClusterNodes } from "../../lib/cluster/index.ts";
 import { replyText } from "../../lib/resp/index.ts";
 import { startBrokenReplica } from "../drill/broken-replica.ts";
-import { closedPort, doctor } from "../doctor/helpers.ts";
+import { doctor } from "../doctor/helpers.ts";
+import { closedPort } from "../helpers/ports.ts";
 import { withCleanup } from "../helpers/kvr.ts";
 import { startLab, versionOf, replicationOf, type Lab } from "../lab/helpers.ts";
 import { admin, until } from "../replica/helpers.ts";
@@ -74,7 +75,7 @@ describe("failover.sh", () => {
       // behind m1-r2, as a replica cut off from its master before it died.
       expect(replyText(await admin(a.port, ["SLAVEOF", "127.0.0.1", String(await closedPort())]))).toBe("OK");
       const cutAt = Number((await replicationOf(a.port)).slave_repl_offset);
-      await until(async () => Number((await replicationOf(b.port)).slave_repl_offset) > cutAt + 10, 20_000, 100);
+      await until(async () => Number((await replicationOf(b.port)).slave_repl_offset) > cutAt + 10, 20_000, "the replica's offset to move", 100);
       await kill(lab, "m1");
       const [oa, ob] = [Number((await replicationOf(a.port)).slave_repl_offset), Number((await replicationOf(b.port)).slave_repl_offset)];
       expect(ob).toBeGreaterThan(oa);
@@ -98,7 +99,7 @@ describe("failover.sh", () => {
       await until(async () => {
         const i = await replicationOf(r2.port);
         return i.kvr_state === "fetch_meta" && i.master_sync_in_progress === "1";
-      }, 20_000, 100);
+      }, 20_000, "m2-r1 stuck in fetch_meta", 100);
 
       const s = await runbook("stuck-replica.sh", [...QUICK_DOCTOR, m2.address]);
       expect({ code: s.code, out: s.code === 1 ? "" : show(s) }).toEqual({ code: 1, out: "" });
@@ -120,7 +121,7 @@ describe("failover.sh", () => {
 
       // Its master is healthy again: the sync completes, nothing is stuck.
       expect(replyText(await admin(m2.port, ["KVR", "FAULT", "CLEAR"]))).toBe("OK");
-      await until(async () => (await replicationOf(r2.port)).master_link_status === "up", 30_000, 100);
+      await until(async () => (await replicationOf(r2.port)).master_link_status === "up", 30_000, "m2-r1's link up", 100);
       const s2 = await runbook("stuck-replica.sh", [...QUICK_DOCTOR, m2.address]);
       expect({ code: s2.code, out: s2.code === 0 ? "" : show(s2) }).toEqual({ code: 0, out: "" });
       expect(s2.stdout).toContain("no node is stuck in a full sync");

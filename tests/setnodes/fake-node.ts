@@ -18,6 +18,7 @@ import {
 } from "../../lib/cluster/index.ts";
 import { listen, type Conn, type Server } from "../../lib/net/index.ts";
 import { bulk, error, OK, RespDecoder, simple } from "../../lib/resp/index.ts";
+import { serveCommands } from "../helpers/serve.ts";
 
 export type InfoSection = "server" | "replication" | "stats" | "cluster";
 
@@ -77,73 +78,50 @@ export async function startFakeNode(o: FakeNodeOptions = {}): Promise<FakeNode> 
     if (section === "replication") return "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n";
     return "";
   };
+  /** The reply to one command after AUTH. */
+  const reply = (args: string[]): Buffer => {
+    const name = args[0].toUpperCase();
+    if (name === "PING") return simple("PONG");
+    if (name === "INFO") return bulk(infoText((args[1] ?? "").toLowerCase() as InfoSection));
+    if (name === "CLUSTER") {
+      const r = clusterCommand(node.state, args.slice(1));
+      return o.clusterNodes !== undefined && r.type === "bulk" && args[1]?.toUpperCase() === "NODES" ? bulk(o.clusterNodes) : encodeReply(r);
+    }
+    if (name === "CLUSTERX") {
+      if ((args[1] ?? "").toUpperCase() === "SETNODES") {
+        setnodes++;
+        if (o.setnodesError || setnodes <= (o.failFirst ?? 0)) return error(o.setnodesError ?? "ERR failed to set master-replica replication: test failure");
+        if (o.ignoreSetnodes) return OK;
+      }
+      const r = clusterx(node.state, args.slice(1), { port: node.port, binds: ["127.0.0.1"], current: null });
+      node.state = r.state;
+      return encodeReply(r.reply);
+    }
+    return error(`ERR unknown command \`${args[0]}\``);
+  };
+  /** Answer one command (or the raw bytes the test gave); "stop" once the connection is closed. */
+  const answer = async (c: Conn, args: string[]): Promise<"stop" | void> => {
+    const raw = o.raw?.(args) ?? null;
+    if (raw === "close") {
+      c.destroy();
+      return "stop";
+    }
+    await c.write(raw ?? reply(args));
+    if (raw !== null && o.closeAfterRaw) {
+      c.end();
+      return "stop";
+    }
+  };
+  const record = (_cmd: string, args: string[]) => void node.commands.push(args);
   const serve = async (c: Conn) => {
     node.connections++;
-    let authed = !o.password;
+    if (!o.silent) return serveCommands(c, o.password, (_cmd, args) => answer(c, args), record);
+    // Read and record, never reply (AUTH neither).
+    const dec = new RespDecoder({ inline: true });
     try {
       for (;;) {
-        const v = await c.read(new RespDecoder({ inline: true }));
-        if (!Array.isArray(v)) continue;
-        const args = v.map((x) => (Buffer.isBuffer(x) ? x.toString("utf8") : String(x)));
-        node.commands.push(args);
-        if (o.silent) continue;
-        const name = (args[0] ?? "").toUpperCase();
-        if (name === "AUTH") {
-          if (!o.password) await c.write(error("ERR Client sent AUTH, but no password is set"));
-          else if (args[1] === o.password) {
-            authed = true;
-            await c.write(OK);
-          } else await c.write(error("ERR Invalid password"));
-          continue;
-        }
-        if (!authed) {
-          await c.write(error("NOAUTH Authentication required."));
-          continue;
-        }
-        const raw = o.raw?.(args) ?? null;
-        if (raw === "close") {
-          c.destroy();
-          return;
-        }
-        if (raw !== null) {
-          await c.write(raw);
-          if (o.closeAfterRaw) {
-            c.end();
-            return;
-          }
-          continue;
-        }
-        if (name === "PING") {
-          await c.write(simple("PONG"));
-          continue;
-        }
-        if (name === "INFO") {
-          await c.write(bulk(infoText((args[1] ?? "").toLowerCase() as InfoSection)));
-          continue;
-        }
-        if (name === "CLUSTER") {
-          const r = clusterCommand(node.state, args.slice(1));
-          await c.write(o.clusterNodes !== undefined && r.type === "bulk" && args[1]?.toUpperCase() === "NODES" ? bulk(o.clusterNodes) : encodeReply(r));
-          continue;
-        }
-        if (name === "CLUSTERX") {
-          if ((args[1] ?? "").toUpperCase() === "SETNODES") {
-            setnodes++;
-            if (o.setnodesError || setnodes <= (o.failFirst ?? 0)) {
-              await c.write(error(o.setnodesError ?? "ERR failed to set master-replica replication: test failure"));
-              continue;
-            }
-            if (o.ignoreSetnodes) {
-              await c.write(OK);
-              continue;
-            }
-          }
-          const r = clusterx(node.state, args.slice(1), { port: node.port, binds: ["127.0.0.1"], current: null });
-          node.state = r.state;
-          await c.write(encodeReply(r.reply));
-          continue;
-        }
-        await c.write(error(`ERR unknown command \`${args[0]}\``));
+        const args = ((await c.read(dec)) as Buffer[]).map((b) => b.toString("utf8"));
+        record(args[0].toLowerCase(), args);
       }
     } catch {
       c.destroy();
@@ -155,6 +133,9 @@ export async function startFakeNode(o: FakeNodeOptions = {}): Promise<FakeNode> 
   node.close = () => srv.close(50);
   return node;
 }
+
+/** The CLUSTERX SETNODES commands a fake node received, in order. */
+export const setnodesOf = (n: FakeNode) => n.commands.filter((c) => c[0].toUpperCase() === "CLUSTERX" && c[1]?.toUpperCase() === "SETNODES");
 
 /** Start n fake nodes; `opts(i)` gives the options of the i-th. */
 export async function startFakeNodes(n: number, opts: (i: number) => FakeNodeOptions = () => ({})): Promise<FakeNode[]> {

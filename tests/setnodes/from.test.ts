@@ -6,9 +6,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatNodes, parseNodes } from "../../lib/cluster/index.ts";
-import { listen } from "../../lib/net/index.ts";
-import { runKvr, tempDir } from "../helpers/kvr.ts";
-import { startFakeNode, type FakeNode, type FakeNodeOptions } from "./fake-node.ts";
+import { jsonLines, runKvr, tempDir } from "../helpers/kvr.ts";
+import { setnodesOf, startFakeNode, type FakeNode, type FakeNodeOptions } from "./fake-node.ts";
+import { closedPort } from "../helpers/ports.ts";
 
 const live: FakeNode[] = [];
 const cleanups: Array<() => void> = [];
@@ -23,20 +23,6 @@ async function fake(o: FakeNodeOptions = {}): Promise<FakeNode> {
   return n;
 }
 
-async function closedPort(): Promise<number> {
-  const s = await listen("127.0.0.1", 0, (c) => c.destroy());
-  const p = s.port;
-  await s.close(10);
-  return p;
-}
-
-type Obj = Record<string, any>;
-const events = (stdout: string): Obj[] =>
-  stdout
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
-const setnodesOf = (n: FakeNode) => n.commands.filter((c) => c[0].toUpperCase() === "CLUSTERX" && c[1].toUpperCase() === "SETNODES");
 
 const M1 = "1".repeat(40);
 const M2 = "2".repeat(40);
@@ -92,7 +78,7 @@ describe("--from: the topology of a live node", () => {
     node.state = { nodeId: R1, version: 28, topology: parseNodes(`${M1} h 1 master -`) };
     const r = await runKvr(["setnodes", "--from", node.address, "--dry-run", "--json"]);
     expect(r.code).toBe(0);
-    const ev = events(r.stdout);
+    const ev = jsonLines(r.stdout);
     expect(ev.find((e) => e.event === "from")).toMatchObject({ address: node.address, version: 28, nodes: 3 });
     expect(ev.find((e) => e.event === "topology")!.text).toBe(
       [`${M1} 10.0.0.1 7000 master - 0-100 200-8191`, `${R1} 10.0.0.3 7000 slave ${M1}`, `${M2} 10.0.0.2 7000 master - 101-199 8192-16383`].join("\n"),
@@ -104,7 +90,7 @@ describe("--from: the topology of a live node", () => {
     r2.state = { ...r2.state, version: 5 };
     const r = await runKvr(["setnodes", "--from", m2.address, "--promote", R1, "--drop-old", "--bump", "--all", "--verify", "--json"]);
     expect({ code: r.code, err: r.stderr }).toEqual({ code: 0, err: "" });
-    const ev = events(r.stdout);
+    const ev = jsonLines(r.stdout);
     expect(ev.find((e) => e.event === "edit")).toMatchObject({ edit: "promote", id: R1, dropOld: true });
     expect(ev.find((e) => e.event === "bump")).toMatchObject({ highest: 5, version: 6 });
     expect(ev.filter((e) => e.event === "target").map((e) => [e.address, e.result, e.version])).toEqual([
@@ -124,7 +110,7 @@ describe("--from: the topology of a live node", () => {
     const { m2, r1, dead } = await cluster();
     const r = await runKvr(["setnodes", "--from", m2.address, "--promote", R1, "--bump", "--all", "--json"]);
     expect(r.code).toBe(1);
-    const targets = events(r.stdout).filter((e) => e.event === "target");
+    const targets = jsonLines(r.stdout).filter((e) => e.event === "target");
     expect(targets.find((t) => t.address === `127.0.0.1:${dead}`)).toMatchObject({ result: "refused", nodeId: M1, role: "slave" });
     expect(formatNodes(r1.state.topology!)).toContain(`${M1} 127.0.0.1 ${dead} slave ${R1}`);
   });
@@ -165,7 +151,7 @@ describe("refused edits and unreadable nodes: nothing sent", () => {
       expect(r.stderr).toContain("Nothing was sent.");
     }
     const j = await runKvr(["setnodes", "--from", m2.address, "--remove", M2, "--bump", "--all", "--json"]);
-    expect(events(j.stdout).find((e) => e.event === "invalid-edit")).toMatchObject({ edit: "remove", id: M2, message: "Can't remove a node that still owns slots" });
+    expect(jsonLines(j.stdout).find((e) => e.event === "invalid-edit")).toMatchObject({ edit: "remove", id: M2, message: "Can't remove a node that still owns slots" });
     for (const n of [m2, r1, r2]) expect(setnodesOf(n)).toEqual([]);
   });
 

@@ -4,9 +4,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { listen, listenNoAccept, type NoAcceptListener } from "../../lib/net/index.ts";
-import { runKvr, tempDir } from "../helpers/kvr.ts";
-import { mastersTopology, nodeId, startFakeNodes, type FakeNode } from "./fake-node.ts";
+import { listenNoAccept, type NoAcceptListener } from "../../lib/net/index.ts";
+import { jsonLines, runKvr, tempDir } from "../helpers/kvr.ts";
+import { mastersTopology, nodeId, setnodesOf, startFakeNodes, type FakeNode } from "./fake-node.ts";
+import { closedPort } from "../helpers/ports.ts";
 
 let nodes: FakeNode[] = [];
 let blackholes: NoAcceptListener[] = [];
@@ -26,12 +27,6 @@ async function start(n: number, opts: Parameters<typeof startFakeNodes>[1] = () 
 }
 
 type Obj = Record<string, any>;
-function jsonLines(stdout: string): Obj[] {
-  return stdout
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
-}
 function targets(stdout: string): Obj[] {
   return jsonLines(stdout).filter((e) => e.event === "target");
 }
@@ -39,15 +34,6 @@ function summary(stdout: string): Obj {
   const s = jsonLines(stdout).find((e) => e.event === "summary");
   if (!s) throw new Error(`no summary in ${stdout}`);
   return s;
-}
-const setnodesOf = (n: FakeNode) => n.commands.filter((c) => c[0].toUpperCase() === "CLUSTERX" && c[1].toUpperCase() === "SETNODES");
-
-/** A port nothing listens on (bound once, then closed). */
-async function refusedPort(): Promise<number> {
-  const s = await listen("127.0.0.1", 0, (c) => c.destroy());
-  const port = s.port;
-  await s.close(10);
-  return port;
 }
 
 describe("push", () => {
@@ -134,7 +120,7 @@ describe("push", () => {
 
   test("a refused target → exit 1, reported as refused", async () => {
     const ns = await start(1);
-    const port = await refusedPort();
+    const port = await closedPort();
     const r = await runKvr(["setnodes", "--nodes", mastersTopology(ns), "--version", "2", "--target", ns[0].address, "--target", `127.0.0.1:${port}`, "--json"]);
     expect(r.code).toBe(1);
     const ts = targets(r.stdout);

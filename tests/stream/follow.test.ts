@@ -81,7 +81,7 @@ test("follow 10,000 batches at --write-rate 5000: every batch checked and logged
     if (mi.kvr_batches_produced !== "10000") return null;
     const ri = await info(r.port);
     return ri.slave_repl_offset === mi.master_repl_offset ? { mi, ri } : null;
-  }, 20_000, 50);
+  }, 20_000, "the replica at the master's offset after 10,000 batches", 50);
   const ms = performance.now() - t0;
   expect(done.ri).toMatchObject({ kvr_state: "connected", master_link_status: "up" });
   expect(done.mi).toMatchObject({ connected_slaves: "1", slave0: expect.stringContaining(`offset=${done.mi.master_repl_offset},lag=0`) });
@@ -111,7 +111,7 @@ test("throughput: 100,000 batches written as fast as the master can, followed to
     if (mi.kvr_batches_produced !== "100000") return null;
     const ri = await info(r.port);
     return ri.slave_repl_offset === mi.master_repl_offset ? mi : null;
-  }, 30_000, 20);
+  }, 30_000, "the replica at the master's offset after 100,000 batches");
   const ms = performance.now() - t0;
   await r.stop();
   const log = checkLog(dir, base, 1);

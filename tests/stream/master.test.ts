@@ -5,6 +5,7 @@
  * deterministic history and the fast-forward a restarted master does.
  */
 import { afterEach, expect, test } from "bun:test";
+import { parseInfo } from "../../lib/client/index.ts";
 import type { Conn } from "../../lib/net/index.ts";
 import { RespDecoder } from "../../lib/resp/index.ts";
 import { decodeWriteBatch, parseWriteBatchHeader } from "../../lib/rocksdb/index.ts";
@@ -24,15 +25,6 @@ async function client(port: number, readMs = 3000): Promise<Conn> {
   const c = await open(port, readMs);
   conns.push(c);
   return c;
-}
-
-function infoMap(text: string): Record<string, string> {
-  return Object.fromEntries(
-    text
-      .split("\r\n")
-      .filter((l) => l.includes(":") && !l.startsWith("#"))
-      .map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1)]),
-  );
 }
 
 /** Read `n` stream values (batches or "ping"), noting how many arrived in the same chunk. */
@@ -102,7 +94,7 @@ test("PSYNC inside the window streams every retained batch from there; outside o
   const [ping] = await readStream(c, 1);
   expect(ping.toString()).toBe("ping");
   expect(Date.now() - t0).toBeLessThan(1500);
-  const i = infoMap(await cmd(ctl, "INFO"));
+  const i = parseInfo(await cmd(ctl, "INFO"));
   expect(i.master_repl_offset).toBe(String(s.head));
   expect(i.connected_slaves).toBe("1");
   expect(i.slave0).toBe(`ip=127.0.0.1,port=0,offset=${s.head},lag=0`);
@@ -117,7 +109,7 @@ test("a live replica sees new batches as they are written; INFO shows its offset
   const got = await readStream(c, 100);
   expect(parseWriteBatchHeader(got[0]).sequence).toBe(11);
   const ctl = await client(master.port);
-  const i = infoMap(await cmd(ctl, "INFO"));
+  const i = parseInfo(await cmd(ctl, "INFO"));
   const m = /^ip=127\.0\.0\.1,port=7001,offset=(\d+),lag=(\d+)$/.exec(i.slave0);
   expect(m).not.toBeNull();
   expect(Number(m![1]) + Number(m![2])).toBe(Number(i.master_repl_offset));

@@ -6,8 +6,9 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { listen, type Conn, type Server } from "../../lib/net/index.ts";
-import { bareLine, OK, RespDecoder } from "../../lib/resp/index.ts";
+import { bareLine, OK } from "../../lib/resp/index.ts";
 import { buildManifest, currentFileFor, encodePutBatch } from "../../lib/rocksdb/index.ts";
+import { serveCommands } from "../helpers/serve.ts";
 
 /** One bulk-string frame of the stream. */
 export const frame = (b: Buffer) => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from("\r\n")]);
@@ -26,13 +27,11 @@ export async function scriptedMaster(script: (n: number, from: number, conn: Con
   const server: Server = await listen(
     "127.0.0.1",
     0,
-    async (conn) => {
-      const dec = new RespDecoder({ inline: true });
-      try {
-        for (;;) {
-          const args = ((await conn.read(dec)) as Buffer[]).map((b) => b.toString());
-          const cmd = args[0].toLowerCase();
-          commands.push(cmd);
+    (conn) =>
+      serveCommands(
+        conn,
+        undefined,
+        async (cmd, args) => {
           if (cmd === "_db_name") await conn.write(bareLine("change.me.db"));
           else if (cmd === "replconf") await conn.write(OK);
           else if (cmd === "psync") {
@@ -40,17 +39,15 @@ export async function scriptedMaster(script: (n: number, from: number, conn: Con
             psyncs.push(from);
             await conn.write(OK);
             await script(psyncs.length - 1, from, conn);
-            return;
+            return "stop";
           } else {
             await conn.write("-ERR not in this script\r\n");
             conn.end();
-            return;
+            return "stop";
           }
-        }
-      } catch {
-        conn.destroy();
-      }
-    },
+        },
+        (cmd) => commands.push(cmd),
+      ),
     { readMs: 0, writeMs: 0 },
   );
   defer(() => server.close(10));

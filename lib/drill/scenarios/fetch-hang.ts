@@ -7,10 +7,11 @@
  * hung SETNODES is cut at --give-up; the cut is then released (A stopped) and the time the node
  * took to answer again is measured. Everything started is registered with the run's Cleanup.
  */
-import { formatNodes } from "../../cluster/index.ts";
+import { formatNodes, newNodeId } from "../../cluster/index.ts";
 import { isNetError, type Conn } from "../../net/index.ts";
 import { replyText, SimpleString } from "../../resp/index.ts";
 import type { Output } from "../../ui/output.ts";
+import { abortable } from "../../ui/time.ts";
 import { formatBytes, formatMs } from "../../ui/units.ts";
 import { DrillError } from "../errors.ts";
 import { guardLine, guardReport, startGuard, type GuardReport } from "../guard.ts";
@@ -18,12 +19,12 @@ import type { DrillConfig } from "../options.ts";
 import { waitRecovered, type RecoverResult } from "../recover.ts";
 import { aInfoBytes, startMasters, waitForBytes, type Masters } from "../masters.ts";
 import { createNetns, type Netns } from "../netns.ts";
-import { addrText, command, info, type NodeAddr } from "../node.ts";
+import { addrText, command, info, intField, type NodeAddr } from "../node.ts";
 import { Phases, type Phase, type RunContext } from "../phases.ts";
-import { abortable, Pinger, type PingStats } from "../pinger.ts";
+import { Pinger, type PingStats } from "../pinger.ts";
 import { kept, restoreTopology, type RestoreResult, type SavedTopology } from "../restore.ts";
 import { establishedConns, type TcpConn } from "../sys.ts";
-import { ALL_SLOTS, joinTopology, master, nodeId, openTarget, slave, startTarget, topology, type Target } from "../target.ts";
+import { ALL_SLOTS, joinTopology, master, openTarget, slave, startTarget, topology } from "../target.ts";
 
 export interface FetchCheck {
   /** How it was checked in the kernel's socket table: on A's port (A's side), towards A (the replica's side), or not at all. */
@@ -67,7 +68,6 @@ export interface FetchHangResult {
  */
 const SETTLE_MS = 500;
 
-const num = (v: string | undefined): number | null => (v !== undefined && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : null);
 const pct = (a: number, b: number) => `${b > 0 ? Math.round((a / b) * 100) : 0}%`;
 
 /** A --replica node the run is about to change or has changed: what restore needs. */
@@ -187,7 +187,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
       `B ${addrText(v.b.addr)} (${v.b.kind === "kvr" ? "kvr master" : "blackhole: never answers"})` +
       (cfg.mastersAuth ? "; both require --masters-auth" : ""),
   );
-  const { a, aAddr, aConn, b } = m;
+  const { a, aAddr, b } = m;
 
   // ---- the node under test ----
   const target = await phases.run("start-replica", () => startTarget(ctx), (r) => (r.kind === "kvr" ? `kvr replica on ${addrText(r.addr)}` : `node under test ${addrText(r.addr)}`));
@@ -205,8 +205,8 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
   const guarded = () => (guard ? guardReport(guard, startedAt) : null);
 
   // ---- node ids and the first topology: a slave of A ----
-  const idA = nodeId();
-  const idB = nodeId();
+  const idA = newNodeId();
+  const idB = newNodeId();
   const record = target.kind === "external" && !cfg.keep;
   const joined = await phases.run(
     (j) => `topology-v${j.version}`,
@@ -425,7 +425,7 @@ export async function verifyMoved(
     ok =
       cfg.switchTo === "master"
         ? infoAfter.role === "master"
-        : infoAfter.role === "slave" && infoAfter.master_host === bAddr.host && num(infoAfter.master_port) === bAddr.port;
+        : infoAfter.role === "slave" && infoAfter.master_host === bAddr.host && intField(infoAfter.master_port) === bAddr.port;
     if (ok || performance.now() > until) break;
     await Bun.sleep(50);
   }
@@ -434,24 +434,22 @@ export async function verifyMoved(
 }
 
 /**
- * Are the replica's fetch connections to A closed? Stall: A's sockets on its port, seen by `ss`
- * (a closed peer leaves ESTABLISHED even when A does not read). Netns: the cut hides the replica's
- * FIN from A, so the replica's own sockets towards A are counted. Polls up to 1 s.
+ * Are the replica's fetch connections to A closed? Stall: A's sockets on its port, in the kernel's
+ * socket table (a closed peer leaves ESTABLISHED even when A does not read). Netns: the cut hides
+ * the replica's FIN from A, so the replica's own sockets towards A are counted. Polls up to 1 s.
  */
-function checkFetchConns(ns: Netns | null, aAddr: NodeAddr): Promise<FetchCheck> {
+async function checkFetchConns(ns: Netns | null, aAddr: NodeAddr): Promise<FetchCheck> {
   const match = (c: TcpConn) => (ns ? c.peer.host === aAddr.host && c.peer.port === aAddr.port : c.local.port === aAddr.port && c.local.host === aAddr.host);
   const until = performance.now() + 1000;
-  return (async () => {
-    for (;;) {
-      const conns = establishedConns();
-      if (conns === null) return { method: "unchecked" as const, open: null, detail: "the kernel's socket table (sock_diag) cannot be read here" };
-      const open = conns.filter(match);
-      if (open.length === 0 || performance.now() > until) {
-        return ns
-          ? { method: "replica-side" as const, open: open.length, detail: `ESTABLISHED connections to ${addrText(aAddr)} outside the namespace` }
-          : { method: "master-side" as const, open: open.length, detail: `ESTABLISHED connections on A's port ${aAddr.port}` };
-      }
-      await Bun.sleep(50);
+  for (;;) {
+    const conns = establishedConns();
+    if (conns === null) return { method: "unchecked", open: null, detail: "the kernel's socket table (sock_diag) cannot be read here" };
+    const open = conns.filter(match);
+    if (open.length === 0 || performance.now() > until) {
+      return ns
+        ? { method: "replica-side", open: open.length, detail: `ESTABLISHED connections to ${addrText(aAddr)} outside the namespace` }
+        : { method: "master-side", open: open.length, detail: `ESTABLISHED connections on A's port ${aAddr.port}` };
     }
-  })();
+    await Bun.sleep(50);
+  }
 }

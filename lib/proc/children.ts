@@ -1,10 +1,11 @@
 /**
- * Child processes of the drill: `kvr master` and `kvr replica` run as children of this same
- * executable with --json; their NDJSON events are read from stdout. Secrets go in the
- * environment, never on the command line.
+ * Child kvr processes (the drill's masters, replicas and guard; the lab's nodes): this same
+ * executable run with --json, its NDJSON events read from stdout. Secrets go in the environment,
+ * never on the command line. A child that cannot start or does not report in time is a
+ * SetupError.
  */
 import { readNdjson } from "../ui/ndjson.ts";
-import { DrillError } from "./errors.ts";
+import { SetupError } from "./errors.ts";
 
 /** The command line that runs this kvr: the compiled binary itself, or bun + cli.ts from source. */
 export function selfCommand(): string[] {
@@ -26,7 +27,7 @@ export interface Child {
   readonly events: ChildEvent[];
   /** The last lines the child wrote to stderr (for error messages). */
   stderrTail(): string;
-  /** Wait for the first event matching `pred`; fails with DrillError when the child exits first or after `ms`. */
+  /** Wait for the first event matching `pred`; fails with SetupError when the child exits first or after `ms`. */
   waitEvent(pred: (e: ChildEvent) => boolean, ms: number, what: string): Promise<ChildEvent>;
   /** Send a signal (ignored once exited). */
   kill(signal: NodeJS.Signals | number): void;
@@ -56,7 +57,7 @@ export function spawnSelf(name: string, args: string[], opts: SpawnOptions = {})
       env: { ...process.env, NO_COLOR: "1", ...(opts.env ?? {}) },
     });
   } catch (e) {
-    throw new DrillError(`cannot start ${name} (${cmd[0]}): ${(e as Error).message}`);
+    throw new SetupError(`cannot start ${name} (${cmd[0]}): ${(e as Error).message}`);
   }
   const events: ChildEvent[] = [];
   let stderr = "";
@@ -114,13 +115,13 @@ export function spawnSelf(name: string, args: string[], opts: SpawnOptions = {})
           } else if (exited) {
             done();
             const t = tail();
-            reject(new DrillError(`${name} exited (code ${proc.exitCode ?? proc.signalCode}) before ${what}${t ? `: ${t}` : ""}`));
+            reject(new SetupError(`${name} exited (code ${proc.exitCode ?? proc.signalCode}) before ${what}${t ? `: ${t}` : ""}`));
           }
         };
         const timer = setTimeout(() => {
           done();
           const t = tail();
-          reject(new DrillError(`${name} did not report ${what} within ${ms} ms${t ? `: ${t}` : ""}`));
+          reject(new SetupError(`${name} did not report ${what} within ${ms} ms${t ? `: ${t}` : ""}`));
         }, ms);
         const done = () => {
           clearTimeout(timer);
@@ -163,6 +164,6 @@ export function spawnSelf(name: string, args: string[], opts: SpawnOptions = {})
 export async function waitListening(child: Child, ms = 10_000): Promise<{ host: string; port: number }> {
   const e = await child.waitEvent((x) => x.event === "listening", ms, "listening");
   const port = Number(e.port);
-  if (!Number.isInteger(port) || port <= 0) throw new DrillError(`${child.name} reported a bad listening port: ${JSON.stringify(e)}`);
+  if (!Number.isInteger(port) || port <= 0) throw new SetupError(`${child.name} reported a bad listening port: ${JSON.stringify(e)}`);
   return { host: String(e.host ?? ""), port };
 }

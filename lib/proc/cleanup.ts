@@ -1,6 +1,7 @@
 /**
- * Everything the drill starts or creates registers its undo here; undo runs in reverse order,
- * once, on success, failure, Ctrl-C and SIGTERM. A failing step is logged and the rest still run.
+ * Everything a command (the drill, the lab) starts or creates registers its undo here; undo runs
+ * in reverse order, once, on success, failure, Ctrl-C and SIGTERM. A failing step is logged and
+ * the rest still run.
  */
 export class Cleanup {
   private steps: Array<{ what: string; fn: () => Promise<void> | void }> = [];
