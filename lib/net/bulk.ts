@@ -18,7 +18,7 @@ import { lookup } from "node:dns/promises";
 import { getSystemErrorMessage } from "node:util";
 import { DEFAULT_CONNECT_MS, DEFAULT_READ_MS, DEFAULT_WRITE_MS, type FrameParser } from "./conn.ts";
 import { NetError, failures, fromSystemError } from "./errors.ts";
-import type { BulkCmd, BulkFailure, BulkReply } from "./bulkthread.ts";
+import type { BulkCmd, BulkFailure, BulkReply, BulkStart } from "./bulkthread.ts";
 import type { ConnectOptions } from "./index.ts";
 import { parseIp } from "./sockdiag.ts";
 
@@ -36,7 +36,7 @@ class Engine {
 
   constructor(
     private readonly worker: Worker,
-    private readonly port: MessagePort,
+    private readonly posted: Int32Array,
     private readonly wakeFd: number,
   ) {
     worker.onmessage = (e: MessageEvent) => this.reply(e.data as BulkReply);
@@ -48,7 +48,9 @@ class Engine {
 
   /** Queue a command and wake the thread. */
   post(cmd: BulkCmd): void {
-    this.port.postMessage(cmd);
+    // Counted first: the thread does not block in poll() while a counted command is on its way.
+    Atomics.add(this.posted, 0, 1);
+    this.worker.postMessage(cmd);
     writeSync(this.wakeFd, WAKE);
   }
 
@@ -95,11 +97,11 @@ export function bulkEngine(): Promise<Engine> {
     worker.onerror = (e) => fail(`the bulk thread did not start: ${e.message}`);
     worker.onmessage = (e: MessageEvent) => {
       const r = e.data as BulkReply;
-      if ("ready" in r) resolve(new Engine(worker, ch.port1, r.wakeFd));
+      if ("ready" in r) resolve(new Engine(worker, start.posted, r.wakeFd));
       else fail(`the bulk thread did not start: ${"fatal" in r ? r.fatal : "unexpected reply"}`);
     };
-    const ch = new MessageChannel();
-    worker.postMessage({ port: ch.port2 }, [ch.port2]);
+    const start: BulkStart = { posted: new Int32Array(new SharedArrayBuffer(4)) };
+    worker.postMessage(start);
     // A thread waiting in poll() must not keep the process alive.
     worker.unref();
   });

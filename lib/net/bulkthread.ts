@@ -3,8 +3,12 @@
  * drives all of them from ONE poll() loop, plus an eventfd the main thread writes to wake it. The
  * main thread's event loop never waits on it: it posts commands and gets one reply per command.
  *
- * Commands arrive on a MessagePort, read synchronously (receiveMessageOnPort) whenever the
- * eventfd is readable; replies go back with postMessage. Per connection at most one command is
+ * Commands arrive as the Worker's messages; replies go back with postMessage. No MessagePort or
+ * receiveMessageOnPort: the thread must return to its event loop to get a command, so the loop
+ * runs one poll() per event-loop turn (setImmediate), and the main thread counts what it posted
+ * in shared memory: while a posted command has not arrived yet, poll() does not block. (Bun's
+ * MessagePort has had data races when two threads use one channel at once; the Worker's own
+ * channel is the runtime's most used path.) Per connection at most one command is
  * in flight (bulk.ts serialises them), except `close`, which may come at any time and fails the
  * command in flight with the close's reason before it closes the socket.
  *
@@ -21,7 +25,7 @@
  */
 import { ptr, read, FFIType } from "bun:ffi";
 import { constants } from "node:os";
-import { isMainThread, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
+import { isMainThread } from "node:worker_threads";
 import { openLibc } from "./libc.ts";
 
 /** A command of the main thread (bulk.ts). `id` names the connection. */
@@ -128,19 +132,29 @@ interface Sock {
   ended: BulkFailure | null;
 }
 
-/** Run the loop on this thread until a `quit` command. */
-function serve(port: MessagePort): void {
+/** The first message: `posted[0]` counts the commands the main thread has posted so far. */
+export interface BulkStart {
+  posted: Int32Array;
+}
+
+/** Longest single poll() wait, ms: the thread's event loop turns at least this often. */
+const MAX_WAIT_MS = 1000;
+
+/** Start the loop on this thread; it runs one poll() per event-loop turn until a `quit` command. */
+function serve(start: BulkStart): void {
+  const posted = start.posted;
+  let received = 0;
+  let quit = false;
   const c = load();
   const errnoPtr = c.__errno_location()!;
   const errno = () => read.i32(errnoPtr, 0);
   const wakeFd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeFd < 0) throw new Error(`eventfd failed (errno ${errno()})`);
+  // Pointers are taken at each call, never kept apart from their array: an array whose only use
+  // was an earlier ptr() is garbage to the collector, and the kernel then writes into freed memory.
   const buf = new Uint8Array(BUF_BYTES);
-  const bufPtr = ptr(buf);
   const scratch = new BigInt64Array(1);
-  const scratchPtr = ptr(scratch);
   const intOut = new Int32Array(2);
-  const intPtr = ptr(intOut);
   const socks = new Map<number, Sock>();
   let pfd = new Int32Array(2 * 16);
   const order: Sock[] = [];
@@ -226,7 +240,7 @@ function serve(port: MessagePort): void {
       case "open": {
         intOut[0] = 0;
         intOut[1] = 4;
-        if (c.getsockopt(s.fd, SOL_SOCKET, SO_ERROR, intPtr, ptr(intOut, 4)) < 0) return fail(s, sysFailure("SOCKET", errno()));
+        if (c.getsockopt(s.fd, SOL_SOCKET, SO_ERROR, ptr(intOut), ptr(intOut, 4)) < 0) return fail(s, sysFailure("SOCKET", errno()));
         if (intOut[0] !== 0) return fail(s, sysFailure("SOCKET", intOut[0]));
         s.meter[1] = Date.now();
         return finish(s);
@@ -269,9 +283,9 @@ function serve(port: MessagePort): void {
           s.meter[2] += n;
         }
         for (let turn = 0; s.left > 0 && turn < READS_PER_TURN && !s.ended; turn++) {
-          const n = receive(s, bufPtr, Math.min(s.left, BUF_BYTES));
+          const n = receive(s, ptr(buf), Math.min(s.left, BUF_BYTES));
           if (n === 0) break;
-          if (!writeFile(s, cmd.fd, bufPtr, n)) return;
+          if (!writeFile(s, cmd.fd, ptr(buf), n)) return;
           s.left -= n;
           s.meter[2] += n;
           // A short read means the socket is drained for now: back to poll().
@@ -283,7 +297,7 @@ function serve(port: MessagePort): void {
       }
       case "avail": {
         intOut[0] = 0;
-        if (!s.ended && c.ioctl(s.fd, FIONREAD, intPtr) < 0) return fail(s, sysFailure("SOCKET", errno()));
+        if (!s.ended && c.ioctl(s.fd, FIONREAD, ptr(intOut)) < 0) return fail(s, sysFailure("SOCKET", errno()));
         return finish(s, { n: s.end - s.pos + (s.ended ? 0 : intOut[0]) });
       }
     }
@@ -296,7 +310,7 @@ function serve(port: MessagePort): void {
     socks.set(s.id, s);
     if (fd < 0) return fail(s, sysFailure("SOCKET", errno()));
     intOut[0] = 1;
-    c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, intPtr, 4);
+    c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, ptr(intOut), 4);
     const sa = sockaddr(cmd.addr, cmd.port);
     if (c.connect(fd, ptr(sa), sa.length) === 0) return finish(s);
     const e = errno();
@@ -342,18 +356,19 @@ function serve(port: MessagePort): void {
     return true;
   };
 
-  /** Start every command posted so far; false when one was `quit`. */
-  const drain = (): boolean => {
-    c.read(wakeFd, scratchPtr, 8);
-    for (;;) {
-      const m = receiveMessageOnPort(port);
-      if (!m) return true;
-      if (!begin(m.message as BulkCmd)) return false;
-    }
+  scope.onmessage = (e: MessageEvent) => {
+    received++;
+    if (!quit && !begin(e.data as BulkCmd)) quit = true;
   };
 
-  post({ ready: true, wakeFd });
-  for (;;) {
+  /** One turn: poll every socket with work (and the eventfd), make progress, fail what is past its deadline. */
+  const turn = () => {
+    if (quit) {
+      for (const s of [...socks.values()]) fail(s, { code: "CLOSED" });
+      c.close(wakeFd);
+      scope.onmessage = null;
+      return;
+    }
     // pollfd: { int fd; short events; short revents }: two int32 per entry, revents in the high half.
     if (pfd.length < 2 * (socks.size + 1)) pfd = new Int32Array(4 * (socks.size + 1));
     order.length = 0;
@@ -374,14 +389,16 @@ function serve(port: MessagePort): void {
       k++;
       if (s.deadline < until) until = s.deadline;
     }
-    const wait = until === Infinity ? -1 : Math.max(0, Math.ceil(until - performance.now()));
+    // A command posted and not received yet: do not block (it arrives once this turn ends).
+    const behind = Atomics.load(posted, 0) !== received;
+    const wait = behind ? 0 : Math.min(MAX_WAIT_MS, until === Infinity ? MAX_WAIT_MS : Math.max(0, Math.ceil(until - performance.now())));
     const r = c.poll(ptr(pfd), k, wait);
     if (r < 0) {
       const e = errno();
       if (e !== EINTR) throw new Error(`poll failed: ${errnoName(e)}`);
     }
     if (r > 0) {
-      if (pfd[1] >>> 16 !== 0 && !drain()) break;
+      if (pfd[1] >>> 16 !== 0) c.read(wakeFd, ptr(scratch), 8);
       for (let i = 1; i < k; i++) {
         const s = order[i - 1];
         // A close command may have ended it meanwhile (its fd number may even be reused).
@@ -394,9 +411,18 @@ function serve(port: MessagePort): void {
       const op = s.cmd.op;
       fail(s, { code: op === "open" ? "CONNECT_TIMEOUT" : op === "write" ? "WRITE_TIMEOUT" : "READ_TIMEOUT" });
     }
-  }
-  for (const s of [...socks.values()]) fail(s, { code: "CLOSED" });
-  c.close(wakeFd);
+    setImmediate(loop);
+  };
+  const loop = () => {
+    try {
+      turn();
+    } catch (err) {
+      quit = true;
+      scope.postMessage({ fatal: (err as Error)?.message ?? String(err) }, []);
+    }
+  };
+  post({ ready: true, wakeFd });
+  setImmediate(loop);
 }
 
 /** struct sockaddr_in (16 bytes) or sockaddr_in6 (28 bytes). */
@@ -416,7 +442,7 @@ function errnoName(n: number): string {
   return ERRNO_NAMES.get(n) ?? `errno ${n}`;
 }
 
-/** This Worker's global scope (the first message carries the command port). */
+/** This Worker's global scope (the first message is a BulkStart, every later one a BulkCmd). */
 const scope = globalThis as unknown as {
   onmessage: ((e: MessageEvent) => void) | null;
   postMessage(m: BulkReply, transfer: ArrayBuffer[]): void;
@@ -426,7 +452,7 @@ if (!isMainThread) {
   scope.onmessage = (e: MessageEvent) => {
     scope.onmessage = null;
     try {
-      serve((e.data as { port: MessagePort }).port);
+      serve(e.data as BulkStart);
     } catch (err) {
       scope.postMessage({ fatal: (err as Error)?.message ?? String(err) }, []);
     }
