@@ -105,7 +105,8 @@ export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
 
   st.setState("fetch_files");
   const open = (await bulk) ? ctx.openBulk! : ctx.open;
-  if (ctx.openBulk && open === ctx.open) out.debug(`fetching through Bun's sockets: ${bulkUnavailableReason()}`);
+  if (open !== ctx.open) out.debug("files received on the fetch thread (socket to file, lib/net/bulk.ts)");
+  else out.debug(`files received through Bun's sockets: ${ctx.openBulk ? bulkUnavailableReason() : "KVR_FETCH_THREAD=0"}`);
   const groups = splitRoundRobin(files, w).map((g) => g.filter((f) => !present.has(f)));
   // prepareDir removed every stale .tmp: only the workers' own can be in place after this.
   const tmps = new Set<string>();
