@@ -109,7 +109,8 @@ cli
       "  (a new connection: at its first command other than AUTH; one that starts with KVR is never faulted)\n" +
       "  reset sends RST (SO_LINGER 0); connections that sent KVR commands are never faulted\n" +
       "Run time: KVR FAULT ADD <spec> | KVR FAULT CLEAR | KVR FAULT LIST (a used-up once/conns= fault leaves the list;\n" +
-      "  the connections it hit stay hit until CLEAR); SIGUSR1 stalls all, SIGUSR2 clears\n" +
+      "  the connections it hit stay hit until CLEAR); SIGUSR1 stalls every connection, live and new, until\n" +
+      "  SIGUSR2 (which clears every fault)\n" +
       "Stream (--write-rate): batches of 1-4 Puts follow --seq; each batch's contents derive from (seed, sequence),\n" +
       "  so a master restarted with the same flags has the same history: a PSYNC for a later batch boundary of it\n" +
       "  fast-forwards there (no full sync). Older than --wal-window batches → out of range (full sync).\n" +
@@ -195,11 +196,12 @@ cli
   .option("--cut <mode>", "fetch-hang: stall (app level: no FIN/RST) | netns (kernel level, needs root + iproute2) (default: stall)")
   .option("--cut-at <fraction>", "fetch-hang: cut once this share of the checkpoint was served (default: 30%)")
   .option("--switch-to <role>", "fetch-hang: replica (move to master B) | master (default: replica)")
-  .option("--new-master <kind>", "fetch-hang: kvr (a second kvr master) | blackhole (an address that never answers: the node cannot recover, use --no-recover) (default: kvr)")
+  .option("--new-master <kind>", "fetch-hang: kvr (a second kvr master) | blackhole (an address that never answers: the node cannot recover, so the recovery phase is skipped unless --recover-timeout is given) (default: kvr)")
   .option("--replica <host:port>", "fetch-hang: drill this running node (Kvrocks in cluster mode) instead of a kvr replica")
   .option("--masters-auth <pw>", "fetch-hang: password masters A and B require: the node's masterauth (or env KVR_MASTERS_AUTH; default: --auth, as a cluster shares one password; '' for none)")
   .option("--a-psync <mode>", "fetch-hang: refuse: master A refuses every PSYNC, so the node always full-syncs from it | accept: A takes a PSYNC inside its window like a Kvrocks master (a node holding A's data then streams: the drill stops, exit 4) (default: refuse)")
   .option("--keep", "fetch-hang: leave a --replica node as the drill left it (default: put its topology back at the end, as a new version)")
+  .option("--replace-data", "fetch-hang: drill a --replica node even when it is a master that owns slots or has replicas (refused by default: the drill's full syncs replace the node's data)")
   .option("--advertise-host <host>", "fetch-hang: address the node under test reaches the masters at (default: 127.0.0.1)")
   .option("--files <n>", "fetch-hang: generated checkpoint, number of files (default: 64)")
   .option("--file-size <size>", "fetch-hang: generated checkpoint, size of each file (default: 2MiB)")
@@ -215,7 +217,7 @@ cli
   .example("  kvr drill --cut netns --repeat 5 --json")
   .example("  KVR_AUTH=secret kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1")
   .example("  KVR_AUTH=secret KVR_MASTERS_AUTH=other kvr drill --replica 10.0.0.5:6666 --advertise-host 10.0.0.1 --keep")
-  .example("  kvr drill --replica 127.0.0.1:6666 --guard        # does kvr guard rescue this build? (run on the node's host)")
+  .example("  kvr drill --replica 127.0.0.1:6666 --guard        # a staging node: does kvr guard rescue this build? (on its host)")
   .example("  kvr drill --scenario slow-replica --send-timeout 3s   # a kvr master that drops a stuck replica after 3 s")
   .example("  kvr drill --scenario slow-replica --send-timeout 0 --give-up 10s   # a master before #3357: FAIL")
   .example("  KVR_AUTH=secret kvr drill --scenario slow-replica --master 10.0.0.5:6666      # a running Kvrocks master (staging)")
@@ -224,6 +226,8 @@ cli
       "  answers PING; then the node must stream from B (master_link_status:up, offset ≥ B's checkpoint) within\n" +
       "  --recover-timeout. A --replica node's topology is read before the drill and put back at the end of every run,\n" +
       "  pass or fail (CLUSTERX SETNODES with the version after the drill's last); --keep leaves it as the drill left it.\n" +
+      "  The node's DATA is replaced by the drill's full syncs: a replica resyncs from its master once put back; a master\n" +
+      "  that owns slots or has replicas is refused (exit 4) unless --replace-data. Drill a replica or a staging node.\n" +
       "slow-replica: the drill follows the master's stream as a replica, then stops reading (socket kept open) while\n" +
       "  writes go on and a healthy kvr replica streams from the same master. PASS: the master drops the stuck replica\n" +
       "  within --budget of its receive window closing, PING and the healthy replica never stall. FAIL: still held at\n" +
@@ -232,7 +236,8 @@ cli
       "Exit: 0 PASS, 1 FAIL (SETNODES hung or slow, wrong role, fetch connections left open, no recovery; a stuck replica\n" +
       "  held, PING or the healthy replica stalled), 2 usage, 4 the drill could not run (the node unreachable, not in\n" +
       "  cluster mode or not a master, its AUTH to A refused, no connection from it to A, a PSYNC into A's stream\n" +
-      "  instead of a full sync, writes refused)",
+      "  instead of a full sync, a master that owns slots or has replicas without --replace-data, writes refused,\n" +
+      "  interrupted by SIGINT/SIGTERM)",
   )
   .action(action("drill"));
 
@@ -278,7 +283,7 @@ cli
   .example("  sudo kvr guard --node 127.0.0.1:6666")
   .example("  KVR_AUTH=secret kvr guard --node 10.0.0.5:6666 --node 10.0.0.5:6667 --json")
   .example("  kvr guard --node 127.0.0.1:6666 --dry-run          # what it would destroy, without privileges")
-  .example("  kvr drill --replica 127.0.0.1:6666 --guard          # prove it rescues your build first")
+  .example("  kvr drill --replica 127.0.0.1:6666 --guard          # on a staging node of the same build: prove it rescues it first")
   .example(
     "\nWhat it destroys: established TCP sockets held by the node's own process (process_id in INFO server,\n" +
       "  checked against the process listening on the node's port) whose remote end is the node's master, that\n" +
@@ -428,7 +433,11 @@ async function main(): Promise<number> {
   }
   for (const k of Object.keys(parsed.options)) parsed.options[k] = unprotect(parsed.options[k]);
   if (parsed.options.help || parsed.options.h) return EXIT.OK;
-  if (!topologyVersion && (parsed.options.version || parsed.options.v)) return EXIT.OK;
+  if (!topologyVersion && (parsed.options.version || parsed.options.v)) {
+    // The parser prints the version itself only when no command was named (`kvr --json --version`).
+    if (cli.matchedCommandName) console.info(versionLine());
+    return EXIT.OK;
+  }
   if (!cli.matchedCommand) {
     try {
       cli.globalCommand.checkUnknownOptions();

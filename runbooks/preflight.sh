@@ -15,7 +15,8 @@ cluster mode): kvr drill --replica NODE makes it full-sync from a master the dri
 that master mid-transfer without FIN or RST, then moves the node to another master with CLUSTERX
 SETNODES. A build with the fetch read deadline (Kvrocks PR #2662) answers within the budget and
 keeps answering PING; one without it freezes until its fetch socket errors — the production
-incident. The node's topology is put back at the end (as a new version: run
+incident. The node's data is replaced (drill a replica or a staging node: a master that owns
+slots or has replicas is refused). Its topology is put back at the end (as a new version: run
 runbooks/topology-verify.sh NODE --fix afterwards if the node is in a cluster).
 
 Everything after -- goes to kvr drill (for instance --advertise-host, --budget, --give-up,
@@ -30,7 +31,8 @@ Exit codes:
      roll it out
   2  usage error, or kvr not found
   4  the drill could not run (the node unreachable, not in cluster mode, a password missing,
-     no connection from the node to the drill's master): nothing was judged
+     no connection from the node to the drill's master, or a master that owns slots or has
+     replicas: the drill replaces the node's data): nothing was judged
 
 Example:
   KVR_AUTH=secret runbooks/preflight.sh 10.0.0.5:6666 -- --advertise-host 10.0.0.1

@@ -65,7 +65,7 @@ export function stuckSyncNext(node: string, master: string | null): string[] {
   return [
     "do not push topology to this node now: on builds without the fetch read deadline a SETNODES freezes it; bring its master back or restart the node first",
     master ? `kvr doctor --seed ${master} --samples 1    # is its master alive?` : "find its master (INFO replication master_host:master_port) and check it",
-    `kvr guard --node ${node}    # on the node's host, for builds without the fetch read deadline: cuts the hung fetch so a SETNODES cannot freeze it (prove it first: kvr drill --replica ${node} --guard)`,
+    `kvr guard --node ${node}    # on the node's host, for builds without the fetch read deadline: cuts the hung fetch so a SETNODES cannot freeze it (prove it first on a staging node running the same build: kvr drill --replica <staging node> --guard)`,
     `kvr doctor --seed ${node} --samples 3 --interval 5s    # after the fix: master_last_io_seconds_ago stays small`,
   ];
 }

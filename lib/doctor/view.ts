@@ -93,8 +93,12 @@ export function entryAddress(e: ClusterNodesEntry): string {
   return addrText({ host: e.host, port: e.port });
 }
 
-/** The replication lag of replica `r` in sample k: its master's master_repl_offset minus its slave_repl_offset. */
+/**
+ * The replication lag of replica `r` in sample k: its master's master_repl_offset minus its
+ * slave_repl_offset, at least 0 — the two are read at slightly different moments, so a streaming
+ * replica read after its master can be ahead of what the master's sample shows.
+ */
 export function lagSeries(r: NodeRecord, m: NodeRecord): Array<number | null> {
   const mo = numSeries(m, "master_repl_offset");
-  return numSeries(r, "slave_repl_offset").map((o, k) => (o === null || mo[k] === null || mo[k] === undefined ? null : mo[k]! - o));
+  return numSeries(r, "slave_repl_offset").map((o, k) => (o === null || mo[k] === null || mo[k] === undefined ? null : Math.max(0, mo[k]! - o)));
 }

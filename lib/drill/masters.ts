@@ -28,8 +28,8 @@ export interface Masters {
   b: MasterB;
 }
 
-/** "host:port" as both ends print it (IPv4-mapped IPv6 addresses unmapped). */
-const peerKey = (host: string, port: number | string) => `${host.replace(/^::ffff:/, "")}:${port}`;
+/** "host:port" as both ends print it. */
+const peerKey = (host: string, port: number | string) => `${host}:${port}`;
 
 /**
  * What master A saw, from its --json events: connections, AUTH results, NOAUTH refusals and an
@@ -45,7 +45,7 @@ export class AWatch {
 
   /** Feed one of A's events. */
   note(e: ChildEvent): void {
-    const peer = typeof e.peer === "string" ? e.peer.replace(/^::ffff:/, "") : "";
+    const peer = typeof e.peer === "string" ? e.peer : "";
     if (e.event === "connection") this.conns.push(peer);
     else if (e.event === "auth" && e.ok === false) this.authFailures.push({ peer, reason: String(e.reason ?? "refused") });
     else if (e.event === "noauth") this.noauth.push({ peer, command: String(e.command ?? "?") });

@@ -30,7 +30,12 @@ export interface Netns {
 
 async function ip(args: string[], what: string): Promise<string> {
   const r = await runTool(["ip", ...args]);
-  if (r.code !== 0) throw new DrillError(`${what} failed (ip ${args.join(" ")}): ${r.stderr.trim() || `exit ${r.code}`}`);
+  if (r.code !== 0) {
+    const err = r.stderr.trim();
+    // root without CAP_SYS_ADMIN / CAP_NET_ADMIN (a container, setpriv): say what is missing.
+    const hint = /Operation not permitted/.test(err) ? " — --cut netns needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN; use --cut stall here" : "";
+    throw new DrillError(`${what} failed (ip ${args.join(" ")}): ${err || `exit ${r.code}`}${hint}`);
+  }
   return r.stdout;
 }
 

@@ -38,6 +38,8 @@ export interface DrillConfig {
   aPsync: APsync;
   /** Leave a --replica node as the drill left it instead of putting its topology back. */
   keep: boolean;
+  /** Drill a --replica node that is a master with slots or replicas (its data is replaced). */
+  replaceData: boolean;
   advertiseHost: string;
   files: number;
   fileSize: number;
@@ -136,6 +138,7 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
     mastersAuth,
     aPsync: oneOf("a-psync", g("aPsync", "a-psync", "refuse"), ["refuse", "accept"] as const),
     keep: !!o.keep,
+    replaceData: !!o.replaceData,
     advertiseHost,
     files,
     fileSize,
@@ -144,7 +147,8 @@ export function parseDrillOptions(o: Record<string, unknown>): DrillConfig {
     readTimeoutMs: parseDuration("read-timeout", g("readTimeout", "read-timeout", "3s")),
     repeat: parseIntFlag("repeat", g("repeat", "repeat", "1"), 1, 1000),
     guard: !!o.guard,
-    recover: o.recover !== false,
+    // A blackhole B can never be recovered to: the phase runs only when asked for by its timeout.
+    recover: o.recover !== false && (newMaster !== "blackhole" || o.recoverTimeout !== undefined),
     recoverTimeoutMs,
     master,
     sendTimeoutMs,
@@ -162,6 +166,7 @@ const SCENARIO_FLAGS: Array<[string, string, ScenarioName]> = [
   ["mastersAuth", "--masters-auth", "fetch-hang"],
   ["aPsync", "--a-psync", "fetch-hang"],
   ["keep", "--keep", "fetch-hang"],
+  ["replaceData", "--replace-data", "fetch-hang"],
   ["files", "--files", "fetch-hang"],
   ["fileSize", "--file-size", "fetch-hang"],
   ["rate", "--rate", "fetch-hang"],

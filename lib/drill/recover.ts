@@ -53,8 +53,8 @@ export async function masterSequence(b: MasterB, auth: string | undefined): Prom
 export async function waitRecovered(ctx: RunContext, conn: () => Promise<Conn>, b: MasterB, since: number): Promise<RecoverResult> {
   const timeoutMs = ctx.cfg.recoverTimeoutMs;
   const bSeq = await masterSequence(b, ctx.cfg.mastersAuth);
-  const seqText = bSeq !== null ? `slave_repl_offset ≥ ${bSeq} (B's checkpoint sequence)` : b.kind === "blackhole" ? "(B is a blackhole: it never answers)" : "(B's checkpoint sequence unknown: offset not checked)";
-  const want = `master_link_status:up with B ${addrText(b.addr)}, ${seqText}`;
+  const seqText = bSeq !== null ? `, slave_repl_offset ≥ ${bSeq} (B's checkpoint sequence)` : b.kind === "blackhole" ? " (B is a blackhole: it never answers)" : " (B's checkpoint sequence unknown: offset not checked)";
+  const want = `master_link_status:up with B ${addrText(b.addr)}${seqText}`;
   let link: string | null = null;
   let master: string | null = null;
   let offset: number | null = null;

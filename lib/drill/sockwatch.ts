@@ -19,8 +19,6 @@ export interface SocketView {
   masterOpen: boolean | null;
 }
 
-const plain = (h: string) => h.replace(/^::ffff:/, "");
-
 /** Watches one connection's two ends; `create` returns an error text where sock_diag cannot run. */
 export class SocketWatch {
   private constructor(
@@ -38,8 +36,8 @@ export class SocketWatch {
       return e instanceof SockDiagError ? e.message : String(e);
     }
     try {
-      const local = plain(conn.localAddress);
-      const remote = plain(conn.remoteAddress);
+      const local = conn.localAddress;
+      const remote = conn.remoteAddress;
       const mine = diag.tcp({ sport: conn.localPort, dport: conn.remotePort }).find((s) => s.local.host === local && s.remote.host === remote) ?? null;
       const theirs = diag.tcp({ sport: conn.remotePort, dport: conn.localPort }).find((s) => s.local.host === remote && s.remote.host === local) ?? null;
       if (!mine) {

@@ -6,12 +6,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatNodes, newNodeId, type ClusterNode, type Topology } from "../cluster/index.ts";
+import { formatNodes, formatSlotRange, newNodeId, parseClusterNodes, type ClusterNode, type Topology } from "../cluster/index.ts";
 import type { Conn } from "../net/index.ts";
 import { replyText, RespError, SimpleString } from "../resp/index.ts";
 import { spawnSelf, waitListening, type Child } from "../proc/children.ts";
 import { DrillError } from "./errors.ts";
-import { addrText, clusterVersion, command, openNode, type NodeAddr } from "./node.ts";
+import { addrText, clusterVersion, command, info, intField, openNode, type NodeAddr } from "./node.ts";
 import type { RunContext } from "./phases.ts";
 import { recordTopology, type SavedTopology } from "./restore.ts";
 
@@ -75,7 +75,8 @@ export interface Joined {
 /**
  * Give the node an id when it has none and make it A's slave with SETNODES (its version + 1).
  * Before the first command that changes the node goes out, `onChange` gets the topology the node
- * had (read only when `record`: a --replica node to be put back afterwards; else null).
+ * had (read only when `record`: a --replica node to be put back afterwards; else null). With
+ * `keepData`, a node whose data would be lost is refused first (refuseDataLoss).
  */
 export async function joinTopology(
   ctl: Conn,
@@ -84,6 +85,7 @@ export async function joinTopology(
   aAddr: NodeAddr,
   b: { id: string; addr: NodeAddr },
   record: boolean,
+  keepData: boolean,
   onChange: (saved: SavedTopology | null) => void,
 ): Promise<Joined> {
   const myid = await command(ctl, ["CLUSTERX", "MYID"], 5000).catch((e) => {
@@ -93,6 +95,7 @@ export async function joinTopology(
     if (myid.prefix === "NOAUTH") throw new DrillError(`the node under test at ${addrText(target.addr)} needs a password: give --auth or set KVR_AUTH`);
     throw new DrillError(`the node under test refused CLUSTERX MYID (${myid.message}): drill a node in cluster mode`);
   }
+  if (keepData) await refuseDataLoss(ctl, target.addr);
   let id = Buffer.isBuffer(myid) ? myid.toString("utf8") : "";
   const ver = await command(ctl, ["CLUSTERX", "VERSION"], 5000);
   const cur = clusterVersion(ver);
@@ -112,4 +115,31 @@ export async function joinTopology(
   });
   if (!(r instanceof SimpleString)) throw new DrillError(`the node under test rejected SETNODES version ${v}: ${replyText(r)}`);
   return { nodeId: id, version: v, idSet };
+}
+
+/**
+ * The drill makes the node full-sync from A and then from B: whatever data it held is replaced.
+ * A replica gets its master's data back once its topology is put back; a master that owns slots
+ * or has replicas holds the only copy. Such a node is refused (DrillError, nothing changed on it)
+ * unless the caller asked for it (--replace-data).
+ */
+export async function refuseDataLoss(ctl: Conn, addr: NodeAddr): Promise<void> {
+  const i = await info(ctl, "replication", 5000, "the node under test");
+  if (i.role !== "master") return;
+  const replicas = intField(i.connected_slaves) ?? 0;
+  const nodes = await command(ctl, ["CLUSTER", "NODES"], 5000).catch(() => null);
+  let slots: Array<[number, number]> = [];
+  try {
+    if (Buffer.isBuffer(nodes)) slots = parseClusterNodes(nodes.toString("utf8")).myself?.slots ?? [];
+  } catch {
+    // A CLUSTER NODES kvr cannot read says nothing about slots; the replicas still count.
+  }
+  if (replicas === 0 && slots.length === 0) return;
+  const holds = [slots.length ? `owns slots ${slots.map(formatSlotRange).join(" ")}` : "", replicas ? `has ${replicas} replica${replicas === 1 ? "" : "s"}` : ""]
+    .filter(Boolean)
+    .join(" and ");
+  throw new DrillError(
+    `the node at ${addrText(addr)} is a master that ${holds}: the drill makes it full-sync from its own masters, which replaces its data. ` +
+      `Drill one of its replicas or a staging node running the same build; give --replace-data only if this node's data may be lost`,
+  );
 }

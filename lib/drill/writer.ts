@@ -53,10 +53,20 @@ export class Writer {
     readonly rate: number,
   ) {}
 
-  /** Open the connection and start writing. */
-  async start(): Promise<void> {
+  /**
+   * Open the connection, write one SET and start writing. Resolves with the refusal of that
+   * first SET as text (nothing is written then), or null.
+   */
+  async start(): Promise<string | null> {
     this.session = await openSession(this.addr, { ...SESSION, auth: this.auth ?? null });
+    const { replies } = await this.session.pipeline("SET", [["SET", this.keys[0], this.value]]);
+    if (replies[0] instanceof RespError) {
+      this.stopped = true;
+      return (this.error = refusal(this.keys[0], replies[0]));
+    }
+    this.sent = 1;
     this.loop = this.run();
+    return null;
   }
 
   private async run(): Promise<void> {
@@ -71,7 +81,7 @@ export class Writer {
           const { replies } = await this.session!.pipeline("SET", cmds);
           const bad = replies.findIndex((r) => r instanceof RespError);
           if (bad >= 0) {
-            this.error = `SET ${cmds[bad][1]}: -${(replies[bad] as RespError).message}`;
+            this.error = refusal(cmds[bad][1], replies[bad] as RespError);
             return;
           }
           this.sent += due;
@@ -91,6 +101,12 @@ export class Writer {
     this.session?.close();
     this.session = null;
   }
+}
+
+/** A refused SET as text; the reply is cut short (Kvrocks quotes every argument of an unknown command, the 1 KiB value too). */
+function refusal(key: string, r: RespError): string {
+  const text = r.message.length > 160 ? `${r.message.slice(0, 160)}…` : r.message;
+  return `SET ${key}: -${text}`;
 }
 
 /**

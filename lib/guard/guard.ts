@@ -337,7 +337,7 @@ export async function runGuard(cfg: GuardConfig, diag: SockDiag, out: Output, si
   }
 
   out.info(
-    `watching ${nodes.map((g) => g.watch.label).join(", ")} every ${formatMs(cfg.intervalMs)}: a socket of a node to its master that receives nothing for ${formatMs(cfg.readTimeoutMs)} while the node syncs or does not answer ${cfg.dryRun ? "is reported (--dry-run: nothing is destroyed)" : "is destroyed"}`,
+    `watching ${nodes.map((g) => g.watch.label).join(", ")} every ${formatMs(cfg.intervalMs)}: a socket of a node to its master that receives nothing for ${formatMs(cfg.readTimeoutMs)} ${cfg.onlyUnresponsive ? "while the node does not answer (--only-unresponsive: not merely because it syncs)" : "while the node syncs or does not answer"} ${cfg.dryRun ? "is reported (--dry-run: nothing is destroyed)" : "is destroyed"}`,
   );
   const tick = () => {
     for (const g of nodes) g.watch.tick();

@@ -96,7 +96,7 @@ export async function run(opts: Record<string, unknown>, out: Output): Promise<n
     await Promise.all(
       nodes
         .filter((n) => n.role === "slave")
-        .map((n) => abortable(children.get(n.name)!.waitEvent((e) => e.event === "state" && e.state === "connected", Math.round(left()), "a completed sync (state connected)"), stop.signal)),
+        .map((n) => abortable(children.get(n.name)!.waitEvent((e) => e.event === "state" && e.state === "connected", Math.round(left()), "a completed sync (state connected)", `--timeout ${formatMs(cfg.timeoutMs)}`), stop.signal)),
     );
     const nodesFile = join(dir, "nodes.txt");
     const nodesText = formatNodes(topology);

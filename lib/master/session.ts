@@ -15,9 +15,9 @@ import { refuseName } from "./source.ts";
 
 const PING_BULK = Buffer.from("$4\r\nping\r\n", "latin1");
 
-/** Kvrocks-style arity: n > 0 exactly n tokens, n < 0 at least -n. */
+/** Kvrocks-style arity: n > 0 exactly n tokens, n < 0 at least -n, [min, max] (CommandArity). */
 const ARITY: CommandArity = {
-  ping: -1,
+  ping: [1, 2],
   auth: 2,
   _db_name: 1,
   replconf: -3,
@@ -241,7 +241,7 @@ async function psync(args: Buffer[], conn: Conn, link: Link, st: State, m: Maste
   // --psync refuse: every replica full-syncs, whatever it holds (the drill's master A).
   const why = m.cfg.psync === "refuse" ? "--psync refuse" : want > BigInt(Number.MAX_SAFE_INTEGER) || !m.stream.accept(Number(want)) ? "out of range" : null;
   if (why !== null) {
-    m.out.event("psync-refused", { conn: link.id, peer: conn.peer, from: seqText, reason: why }, `replica ${conn.peer}: PSYNC ${seqText} refused (${why}): it must full-sync`);
+    m.out.event("psync-refused", { conn: link.id, peer: conn.peer, from: Number(want), reason: why }, `replica ${conn.peer}: PSYNC ${seqText} refused (${why}): it must full-sync`);
     m.stats.syncPartialErr++;
     await link.write(error("ERR sequence out of range, please use fullsync"));
     return "continue";

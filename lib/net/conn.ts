@@ -12,6 +12,9 @@
 import type { Socket } from "node:net";
 import { NetError, failures, fromSystemError } from "./errors.ts";
 
+/** An IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) as the IPv4 address it is. */
+const unmapped = (a: string) => (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a) ? a.slice(7) : a);
+
 export const DEFAULT_CONNECT_MS = 3000;
 export const DEFAULT_READ_MS = 3000;
 export const DEFAULT_WRITE_MS = 30_000;
@@ -93,9 +96,9 @@ export class Conn {
     this.sock = sock;
     this.readMs = opts.readMs ?? DEFAULT_READ_MS;
     this.writeMs = opts.writeMs ?? DEFAULT_WRITE_MS;
-    this.remoteAddress = sock.remoteAddress ?? "?";
+    this.remoteAddress = unmapped(sock.remoteAddress ?? "?");
     this.remotePort = sock.remotePort ?? 0;
-    this.localAddress = sock.localAddress ?? "?";
+    this.localAddress = unmapped(sock.localAddress ?? "?");
     this.localPort = sock.localPort ?? 0;
     this.peer = `${this.remoteAddress}:${this.remotePort}`;
     sock.setNoDelay(true);

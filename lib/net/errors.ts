@@ -65,7 +65,8 @@ export function fromSystemError(e: unknown, peer: string, bytesRead: number): Ne
     case "EADDRINUSE":
       return new NetError("ADDR_IN_USE", `${peer} is already in use`, { peer, cause: e });
     default:
-      return new NetError("IO", `socket error with ${peer}: ${code ? code + " " : ""}${msg}`, { peer, bytesRead, cause: e });
+      // Bun's messages often start with the errno name already ("ECONNABORTED: software caused …").
+      return new NetError("IO", `socket error with ${peer}: ${code && !msg.startsWith(code) ? code + " " : ""}${msg}`, { peer, bytesRead, cause: e });
   }
 }
 

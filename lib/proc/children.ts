@@ -27,8 +27,11 @@ export interface Child {
   readonly events: ChildEvent[];
   /** The last lines the child wrote to stderr (for error messages). */
   stderrTail(): string;
-  /** Wait for the first event matching `pred`; fails with SetupError when the child exits first or after `ms`. */
-  waitEvent(pred: (e: ChildEvent) => boolean, ms: number, what: string): Promise<ChildEvent>;
+  /**
+   * Wait for the first event matching `pred`; fails with SetupError when the child exits first or
+   * after `ms` ("… within <deadline>": `deadline` names it, e.g. the flag it comes from; default "<ms> ms").
+   */
+  waitEvent(pred: (e: ChildEvent) => boolean, ms: number, what: string, deadline?: string): Promise<ChildEvent>;
   /** Send a signal (ignored once exited). */
   kill(signal: NodeJS.Signals | number): void;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
@@ -105,7 +108,7 @@ export function spawnSelf(name: string, args: string[], opts: SpawnOptions = {})
     get hasExited() {
       return exited;
     },
-    waitEvent(pred, ms, what) {
+    waitEvent(pred, ms, what, deadline) {
       return new Promise((resolve, reject) => {
         const check = () => {
           const e = events.find(pred);
@@ -121,7 +124,7 @@ export function spawnSelf(name: string, args: string[], opts: SpawnOptions = {})
         const timer = setTimeout(() => {
           done();
           const t = tail();
-          reject(new SetupError(`${name} did not report ${what} within ${ms} ms${t ? `: ${t}` : ""}`));
+          reject(new SetupError(`${name} did not report ${what} within ${deadline ?? `${ms} ms`}${t ? `: ${t}` : ""}`));
         }, ms);
         const done = () => {
           clearTimeout(timer);

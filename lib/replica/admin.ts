@@ -27,12 +27,12 @@ interface Session {
 }
 
 /**
- * Kvrocks-style arity of the admin commands: n > 0 exactly n tokens, n < 0 at least -n. A name
+ * Kvrocks-style arity of the admin commands (CommandArity: exactly n, at least -n, or [min, max]). A name
  * not here is an unknown command.
  */
 const ARITY: CommandArity = {
-  ping: -1,
-  auth: -2,
+  ping: [1, 2],
+  auth: [2, 3],
   quit: 1,
   info: -1,
   role: 1,
@@ -114,7 +114,6 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
       case "auth":
         return auth(args, session);
       case "ping":
-        if (args.length > 2) return error(WRONG_ARGS);
         return args.length === 2 ? bulk(args[1]) : simple("PONG");
       case "quit":
         session.quit = true;
@@ -136,7 +135,6 @@ export async function startAdmin(node: ReplicaNode, opts: AdminOptions, out: Out
   }
 
   function auth(args: string[], session: Session): Buffer {
-    if (args.length < 2 || args.length > 3) return error(WRONG_ARGS);
     if (!opts.requirepass) return error("ERR Client sent AUTH, but no password is set");
     if (!checkPassword!(args[args.length - 1])) {
       session.authed = false;

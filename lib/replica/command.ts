@@ -2,6 +2,7 @@
  * kvr replica: a Kvrocks-compatible replica. Full sync with deadlines on every connection,
  * instant stop, and an admin port answering CLUSTERX SETNODES, SLAVEOF and INFO.
  */
+import { rmdir } from "node:fs/promises";
 import type { Output } from "../ui/output.ts";
 import { EXIT } from "../ui/output.ts";
 import { isNetError } from "../net/index.ts";
@@ -83,8 +84,9 @@ export function failureExitCode(code: string): number {
  */
 export async function run(rawOpts: Record<string, unknown>, out: Output): Promise<number> {
   const o = parseOptions(rawOpts);
+  let created = false;
   try {
-    if (await createTargetDir(o.run.dir)) out.event("dir-created", { dir: o.run.dir, mode: "0700" }, `created --dir ${o.run.dir} (mode 0700)`);
+    created = await createTargetDir(o.run.dir);
     await checkTargetDir(o.run.dir);
   } catch (e) {
     throw new UsageError((e as Error).message);
@@ -95,9 +97,12 @@ export async function run(rawOpts: Record<string, unknown>, out: Output): Promis
   if (o.bind !== "127.0.0.1" && o.bind !== "::1" && o.bind !== "localhost" && !o.requirepass) {
     out.warn(`admin port bound to ${o.bind} without a password: anyone who can reach it can move this replica (set --requirepass or KVR_REQUIREPASS)`);
   }
-  const server = await startAdmin(node, { host: o.bind, port: o.port, requirepass: o.requirepass }, out).catch((e) => {
+  const server = await startAdmin(node, { host: o.bind, port: o.port, requirepass: o.requirepass }, out).catch(async (e) => {
+    // Nothing is left behind: a --dir this run created (still empty) goes again.
+    if (created) await rmdir(o.run.dir).catch(() => {});
     throw isNetError(e, "ADDR_IN_USE") ? portInUse("the admin port", `${o.bind}:${o.port}`) : e;
   });
+  if (created) out.event("dir-created", { dir: o.run.dir, mode: "0700" }, `created --dir ${o.run.dir} (mode 0700)`);
   o.run.listeningPort = server.port;
   out.event("listening", { host: o.bind, port: server.port }, `listening on ${o.bind}:${server.port}`);
 

@@ -80,7 +80,7 @@ export class ReplicaNode {
     const rate = s.ms > 0 ? (s.bytes / s.ms) * 1000 : 0;
     this.out.event(
       "done",
-      { files: s.files, skipped: s.skipped, fetched: s.fetched, bytes: s.bytes, ms: s.ms, attempts: s.attempts },
+      { files: s.files, skipped: s.skipped, fetched: s.fetched, bytes: s.bytes, ms: s.ms, rate: Math.round(rate), attempts: s.attempts },
       `full sync done: ${s.files} files (${s.skipped} skipped, ${s.fetched} fetched), ${formatBytes(s.bytes)} in ${formatMs(s.ms)} (${formatBytes(rate)}/s)` +
         (s.attempts > 1 ? ` over ${s.attempts} attempts` : ""),
     );

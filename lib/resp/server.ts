@@ -5,8 +5,12 @@
  */
 import { MAX_UNAUTHENTICATED_BYTES, RespDecoder } from "./decoder.ts";
 
-/** The commands a server knows (lower case) and their arity: n > 0 exactly n words, n < 0 at least -n. */
-export type CommandArity = Readonly<Record<string, number>>;
+/**
+ * The commands a server knows (lower case) and their arity: n > 0 exactly n words, n < 0 at least
+ * -n; [min, max] at least min and at most max words — the upper bound is the command's own check
+ * (Kvrocks' Parse, e.g. PING takes at most one argument), so it comes after authentication.
+ */
+export type CommandArity = Readonly<Record<string, number | readonly [number, number]>>;
 
 /** Commands a client may send before AUTH when a password is set. */
 const BEFORE_AUTH = new Set(["auth", "quit"]);
@@ -28,8 +32,10 @@ export function commandRefusal(arity: CommandArity, args: string[], authed: bool
   const cmd = args[0].toLowerCase();
   const n = arity[cmd];
   if (n === undefined) return unknownCommand(args);
-  if ((n > 0 && args.length !== n) || (n < 0 && args.length < -n)) return WRONG_ARGS;
+  const [min, max] = typeof n !== "number" ? n : n > 0 ? [n, n] : [-n, Infinity];
+  if (args.length < min || (typeof n === "number" && args.length > max)) return WRONG_ARGS;
   if (!authed && !BEFORE_AUTH.has(cmd)) return NOAUTH;
+  if (args.length > max) return WRONG_ARGS;
   return null;
 }
 

@@ -71,7 +71,8 @@ export function parsePort(flag: string, v: unknown): number {
 export function parseHostPort(flag: string, v: unknown): { host: string; port: number } {
   const s = String(v).trim();
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:\s]+):(\d+)$/.exec(s);
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`--${flag}: '${s}' is not host:port (example: 127.0.0.1:6666)`);
+  if (!m) throw new UsageError(`--${flag}: '${s}' is not host:port (example: 127.0.0.1:6666)`);
+  if (Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`--${flag}: '${s}': port ${m[2]} is out of range (1–65535)`);
   return { host: m[1], port: Number(m[2]) };
 }
 

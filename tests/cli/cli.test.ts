@@ -38,6 +38,17 @@ describe("compiled binary", () => {
     expect((await runKvr(["--log-level", "warn", "--version"])).stdout).toBe(v.stdout);
   });
 
+  test("kvr <command> --version and -v print the version too (setnodes' --version is the topology version)", async () => {
+    const line = `kvr ${pkg.version} (bun ${Bun.version}, ${process.platform}-${process.arch})\n`;
+    const runs = ["drill", "doctor", "lab", "master", "replica", "guard"].flatMap((c) => [[c, "--version"], [c, "-v"]]);
+    const results = await Promise.all(runs.map((args) => runKvr(args)));
+    results.forEach((r, i) => {
+      expect({ args: runs[i], code: r.code, stdout: r.stdout }).toEqual({ args: runs[i], code: 0, stdout: line });
+    });
+    const s = await runKvr(["setnodes", "--version"]);
+    expect(s.stdout).not.toContain(pkg.version);
+  });
+
   test("each command's --help teaches with examples", async () => {
     for (const c of ["master", "replica", "setnodes", "drill", "doctor"]) {
       const r = await runKvr([c, "--help"]);
@@ -106,7 +117,9 @@ describe("units", () => {
     expect(parseHostPort("t", "127.0.0.1:6666")).toEqual({ host: "127.0.0.1", port: 6666 });
     expect(parseHostPort("t", "[::1]:7000")).toEqual({ host: "::1", port: 7000 });
     expect(() => parseHostPort("target", "127.0.0.1")).toThrow("--target");
-    expect(() => parseHostPort("target", "h:70000")).toThrow("--target");
+    expect(() => parseHostPort("target", "h:70000")).toThrow("--target: 'h:70000': port 70000 is out of range (1–65535)");
+    expect(() => parseHostPort("seed", "127.0.0.1:0")).toThrow("--seed: '127.0.0.1:0': port 0 is out of range (1–65535)");
+    expect(() => parseHostPort("target", "127.0.0.1")).toThrow("is not host:port");
   });
 
   test("tableLines pads each column to its widest cell, leaves the last one unpadded and trims the end", () => {

@@ -19,7 +19,8 @@ test("usage errors exit 2 with one line naming the flag", async () => {
   const cases: Array<[string[], string]> = [
     [[], "--seed"],
     [["--seed", "nohost"], "--seed"],
-    [["--seed", "127.0.0.1:0"], "--seed"],
+    [["--seed", "127.0.0.1:0"], "--seed: '127.0.0.1:0': port 0 is out of range (1–65535)"],
+    [["--seed", "127.0.0.1:99999"], "--seed: '127.0.0.1:99999': port 99999 is out of range (1–65535)"],
     [["--seed", "127.0.0.1:1", "--samples", "0"], "--samples"],
     [["--seed", "127.0.0.1:1", "--timeout", "0"], "--timeout"],
     [["--seed", "127.0.0.1:1", "--interval", "soon"], "--interval"],

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { diagnose, stuckSyncNext, unassignedRanges, type Thresholds } from "../../lib/doctor/findings.ts";
 import type { Sample } from "../../lib/doctor/probe.ts";
-import { exitCodeFor } from "../../lib/doctor/report.ts";
+import { exitCodeFor, nodeRows } from "../../lib/doctor/report.ts";
 import type { NodeRecord } from "../../lib/doctor/survey.ts";
 import { parseClusterNodes } from "../../lib/cluster/index.ts";
 
@@ -47,7 +47,7 @@ describe("stuck full sync", () => {
     const next = stuckSyncNext("127.0.0.1:2", "127.0.0.1:1");
     expect(next[0]).toStartWith("do not push topology to this node now");
     // The remedy for builds without the fetch read deadline, proven first with the drill.
-    expect(next.find((l) => l.startsWith("kvr guard --node 127.0.0.1:2"))).toContain("kvr drill --replica 127.0.0.1:2 --guard");
+    expect(next.find((l) => l.startsWith("kvr guard --node 127.0.0.1:2"))).toContain("on a staging node running the same build: kvr drill --replica <staging node> --guard");
     expect(next.every((l) => !l.includes("\n"))).toBe(true);
   });
 });
@@ -65,6 +65,14 @@ describe("replication", () => {
     expect(codes([m([10_000, 20_000, 30_000]), r([9_990, 19_980, 29_970])])).toEqual([]);
     expect(codes([m([10_000, 20_000, 30_000]), r([9_000, 15_000, 21_000])])).toEqual(["lag"]);
     expect(codes([m([100, 100]), r([100, 100])])).toEqual([]);
+  });
+
+  test("lag is never negative: a streaming replica read just after its master can be ahead of the master's sample", () => {
+    const m = rec(1, [0, 1].map((k) => sample(k * 1000, { role: "master", master_repl_offset: String(100 + k * 100) })));
+    const r = rec(2, [0, 1].map((k) => sample(k * 1000 + 5, { role: "slave", master_host: "127.0.0.1", master_port: "1", master_link_status: "up", master_sync_in_progress: "0", slave_repl_offset: String(103 + k * 104) })));
+    expect(nodeRows([m, r]).map((row) => row.lag)).toEqual([null, 0]);
+    const [lag] = diagnose([m, r], { ...TH, maxLag: -1 }).filter((f) => f.code === "lag");
+    expect(lag.evidence.find((e) => e.field === "lag")!.values).toEqual([0, 0]);
   });
 
   test("full-sync loop needs sync_full to grow while the replica stays down in every sample", () => {

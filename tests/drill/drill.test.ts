@@ -110,11 +110,11 @@ describe("kvr drill against a kvr replica", () => {
     expect(run.phases.map((p: { name: string }) => p.name)).not.toContain("recover");
   }, 30_000);
 
-  test("master B unreachable (a blackhole): SETNODES passes but the node never streams from B: FAIL, exit 1, named, after --recover-timeout; --no-recover skips the phase: PASS", async () => {
+  test("master B unreachable (a blackhole): no recovery phase by default (PASS); with --recover-timeout the node never streams from B: FAIL, exit 1, named", async () => {
     const t0 = performance.now();
     const [r, skip] = await Promise.all([
       runKvr(["drill", ...QUICK, "--new-master", "blackhole", "--recover-timeout", "2s", "--json"], { timeoutMs: 30_000 }),
-      runKvr(["drill", ...QUICK, "--new-master", "blackhole", "--no-recover", "--json"], { timeoutMs: 30_000 }),
+      runKvr(["drill", ...QUICK, "--new-master", "blackhole", "--json"], { timeoutMs: 30_000 }),
     ]);
     expect(r.code).toBe(1);
     const res = parseResult(r.stdout);
@@ -124,7 +124,7 @@ describe("kvr drill against a kvr replica", () => {
     expect(run.recover).toMatchObject({ ok: false, ms: null, timeoutMs: 2000, bSeq: null, link: "down", master: `${run.masterB.host}:${run.masterB.port}` });
     expect(res.reasons).toEqual([
       `the node did not recover within --recover-timeout 2.00 s of the SETNODES reply: INFO shows master_link_status:down, master ${run.masterB.host}:${run.masterB.port}, slave_repl_offset 0; ` +
-        `expected master_link_status:up with B ${run.masterB.host}:${run.masterB.port}, (B is a blackhole: it never answers)`,
+        `expected master_link_status:up with B ${run.masterB.host}:${run.masterB.port} (B is a blackhole: it never answers)`,
     ]);
     const rec = run.phases.find((p: { name: string }) => p.name === "recover");
     expect(rec.ms).toBeGreaterThanOrEqual(1500);
@@ -262,6 +262,15 @@ describe.skipIf(!netnsOk)("kvr drill --cut netns (root)", () => {
     expect(run.fetchConnections).toMatchObject({ method: "replica-side", open: 1 });
     expect(Bun.spawnSync(["ip", "netns", "list"]).stdout.toString()).not.toContain(run.cut.netns);
   }, 30_000);
+
+  test.skipIf(Bun.spawnSync(["sh", "-c", "command -v setpriv"]).exitCode !== 0)("root without CAP_SYS_ADMIN (a container): exit 4 naming the capabilities, nothing left behind", async () => {
+    const drop = ["setpriv", "--inh-caps", "-sys_admin,-net_admin", "--bounding-set", "-sys_admin,-net_admin"];
+    const before = Bun.spawnSync(["ip", "netns", "list"]).stdout.toString();
+    const r = await runKvr(["drill", ...QUICK, "--cut", "netns"], { prefix: drop, timeoutMs: 20_000 });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain("--cut netns needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN; use --cut stall here");
+    expect(Bun.spawnSync(["ip", "netns", "list"]).stdout.toString()).toBe(before);
+  }, 20_000);
 
   test("PASS; afterwards no namespace, veth or address of the drill is left", async () => {
     const r = await runKvr(["drill", ...QUICK, "--cut", "netns", "--json"], { timeoutMs: 30_000 });

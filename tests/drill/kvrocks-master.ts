@@ -196,7 +196,7 @@ export async function startKvrocksMaster(opts: KvrocksMasterOptions = {}): Promi
               break;
             }
             await conn.write(OK);
-            const slave = { ip: conn.remoteAddress.replace(/^::ffff:/, ""), port: listeningPort, offset: seq - 1 };
+            const slave = { ip: conn.remoteAddress, port: listeningPort, offset: seq - 1 };
             slaves.set(conn, slave);
             try {
               await feed(conn, seq, slave);

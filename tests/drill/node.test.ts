@@ -6,8 +6,10 @@
  */
 import { expect, test } from "bun:test";
 import { parseClusterNodes, topologyFromClusterNodes } from "../../lib/cluster/index.ts";
-import { connect } from "../../lib/net/index.ts";
-import { call, replyText, type RespValue } from "../../lib/resp/index.ts";
+import { refuseDataLoss } from "../../lib/drill/target.ts";
+import { connect, listen } from "../../lib/net/index.ts";
+import { bulk, call, error, replyText, type RespValue } from "../../lib/resp/index.ts";
+import { serveCommands } from "../helpers/serve.ts";
 import { cleanupAfterEach, runKvr, spawnKvr } from "../helpers/kvr.ts";
 import { info, startMaster, startReplica, until, type Master, type Replica } from "../replica/helpers.ts";
 import { parseResult } from "./result.ts";
@@ -198,3 +200,47 @@ test("the topology is put back after an error (exit 4) and after SIGTERM mid-syn
   expect(p.stderr()).toContain("restore: topology version 5 put back as version 7");
   await backWith("7");
 }, 90_000);
+
+test("a master that owns slots or has replicas is refused (exit 4, nothing sent that changes it): the drill would replace its data; --replace-data drills it", async () => {
+  const r = await node();
+  const [R, S] = ["e".repeat(40), "f".repeat(40)];
+  const owner = [`${R} 127.0.0.1 ${r.port} master - 0-8191`, `${S} 127.0.0.1 1 master - 8192-16383`].join("\n");
+  expect(replyText(await nodeCmd(r.port, ["CLUSTERX", "SETNODEID", R]))).toBe("OK");
+  expect(replyText(await nodeCmd(r.port, ["CLUSTERX", "SETNODES", owner, "4"]))).toBe("OK");
+  const t0 = performance.now();
+  const d = await runKvr(["drill", ...QUICK, "--replica", `127.0.0.1:${r.port}`, "--json"], { env: { KVR_AUTH: "" }, timeoutMs: 40_000 });
+  expect(d.code).toBe(4);
+  expect(parseResult(d.stdout).error).toStartWith(`the node at 127.0.0.1:${r.port} is a master that owns slots 0-8191: the drill makes it full-sync`);
+  expect(d.stderr).toContain("give --replace-data only if this node's data may be lost");
+  expect(performance.now() - t0).toBeLessThan(15_000);
+  // Untouched: same version, same topology, still a master.
+  expect(replyText(await nodeCmd(r.port, ["CLUSTERX", "VERSION"]))).toBe("4");
+  expect((await info(r.port)).role).toBe("master");
+
+  const forced = await runKvr(["drill", ...QUICK, "--replica", `127.0.0.1:${r.port}`, "--replace-data", "--no-recover", "--json"], { env: { KVR_AUTH: "" }, timeoutMs: 60_000 });
+  expect({ code: forced.code, err: forced.code === 0 ? "" : forced.stderr.slice(-600) }).toEqual({ code: 0, err: "" });
+  expect(parseResult(forced.stdout).restore).toMatchObject({ status: "restored", nodes: owner });
+}, 90_000);
+
+test("refuseDataLoss: a master with replicas (INFO connected_slaves) is refused, a replica or an empty master is not", async () => {
+  const replies: Record<string, string> = {};
+  const srv = await listen("127.0.0.1", 0, (c) => void serveCommands(c, undefined, async (cmd, args) => {
+    if (cmd === "info") await c.write(bulk(replies.info));
+    else if (cmd === "cluster" && args[1]?.toLowerCase() === "nodes") await c.write(error("ERR Cluster mode is not enabled"));
+    else await c.write(error(`ERR unexpected ${cmd}`));
+  }), { readMs: 0 });
+  defer(() => srv.close(50));
+  const addr = { host: "127.0.0.1", port: srv.port };
+  const check = async (info: string) => {
+    replies.info = info;
+    const c = await connect("127.0.0.1", srv.port, { readMs: 5000 });
+    try {
+      return await refuseDataLoss(c, addr).then(() => "allowed", (e: Error) => e.message);
+    } finally {
+      c.destroy();
+    }
+  };
+  expect(await check("# Replication\r\nrole:master\r\nconnected_slaves:2\r\n")).toStartWith(`the node at 127.0.0.1:${srv.port} is a master that has 2 replicas: `);
+  expect(await check("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n")).toBe("allowed");
+  expect(await check("# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:1\r\n")).toBe("allowed");
+});

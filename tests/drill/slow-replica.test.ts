@@ -208,7 +208,7 @@ describe("kvr drill --scenario slow-replica --master: a running Kvrocks master (
     expect(await refused(healthy![1], Number(healthy![2]))).toBe(true);
   }, 40_000);
 
-  test("set-up problems are exit 4 naming them: a --master that is a replica, one that cannot be reached, a node owning no slots", async () => {
+  test("set-up problems are exit 4 naming them: a --master that is a replica, one that cannot be reached, a node owning no slots, a master refusing SET (a kvr master)", async () => {
     const noSlots = await double({ slots: [] });
     const probe = await double({});
     // A kvr replica's admin port: INFO says role:slave.
@@ -218,8 +218,13 @@ describe("kvr drill --scenario slow-replica --master: a running Kvrocks master (
     cleanups.push(() => rep.stop());
     const port = Number((await rep.waitEvent((e) => e.event === "listening")).port);
     await rep.waitEvent((e) => e.event === "stream", 10_000);
+    // A kvr master: a master, but it takes no SETs (refused at start-writes, before anything is attached).
+    const km = spawnKvr(["master", "--generate", "2x64KiB", "--port", "0"]);
+    cleanups.push(() => km.stop());
+    const kmPort = Number((await km.waitEvent((e) => e.event === "listening")).port);
     const closed = await closedPort();
     const cases: Array<[string[], RegExp]> = [
+      [["--master", `127.0.0.1:${kmPort}`], /the master refused the drill's writes: SET kvr:drill:\S+: -ERR unknown command `SET`, with args beginning with: `kvr:drill:[^`]+`, `x+…: drill a Kvrocks master \(a kvr master takes no SETs\)/],
       [["--master", `127.0.0.1:${port}`], new RegExp(`the node at 127\\.0\\.0\\.1:${port} is not a master \\(role:slave, a replica of 127\\.0\\.0\\.1:${probe.port}\\): drill its master`)],
       [["--master", `127.0.0.1:${closed}`], new RegExp(`cannot connect to the master under test at 127\\.0\\.0\\.1:${closed}`)],
       [["--master", `127.0.0.1:${noSlots.port}`], /owns no slots: the drill's SETs would be refused \(MOVED\)/],
@@ -228,6 +233,9 @@ describe("kvr drill --scenario slow-replica --master: a running Kvrocks master (
       const r = await runKvr(["drill", "--scenario", "slow-replica", ...args, "--give-up", "5s"], { timeoutMs: 20_000 });
       expect({ args, code: r.code }).toEqual({ args, code: 4 });
       expect(r.stderr).toMatch(says);
+      // an argument quoted by the node is cut short, not 1 KiB of it
+      expect(r.stderr).not.toContain("x".repeat(200));
+      expect(r.stderr).not.toContain("attach");
     }
   }, 40_000);
 });

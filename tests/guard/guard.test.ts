@@ -208,10 +208,28 @@ describe.skipIf(!isRoot)("kvr guard: human output", () => {
       expect(await g.exited).toBe(0);
       const log = await err;
       expect(log).toMatch(/self-test: destroyed a loopback socket of its own in [\d.]+ ms/);
+      expect(log).toContain(`watching ${label(n)} every 50 ms: a socket of a node to its master that receives nothing for 600 ms while the node syncs or does not answer is destroyed`);
       expect(log).toContain(`${label(n)} (pid ${n.pid}): slave of 127.0.0.1:${m.port}, link down, syncing — armed (syncing)`);
       expect(log).toMatch(new RegExp(`${label(n)} \\(pid ${n.pid}\\): destroyed 127\\.0\\.0\\.1:${sock} → 127\\.0\\.0\\.1:${m.port}: received 1000 B, nothing for [\\d.]+ m?s \\(node syncing\\)`));
       expect(log).toContain("stopped: 1 socket(s) destroyed");
       expect(await outText).toBe("");
+    } finally {
+      for (const c of cleanup.reverse()) await c();
+    }
+  }, 20_000);
+});
+
+describe("kvr guard: the start-up line states the rule", () => {
+  test("--only-unresponsive: destroyed only while the node does not answer, not because it syncs", async () => {
+    const cleanup: Array<() => unknown> = [];
+    try {
+      const n = await scripted(slaveOf(1, "down", 1), cleanup);
+      const g = spawnKvr(["guard", "--node", label(n), ...FAST, "--only-unresponsive", "--dry-run"], { NO_COLOR: "1" });
+      cleanup.push(() => g.stop("SIGKILL"));
+      await g.waitEvent((e) => e.event === "watch", 5000);
+      for (let i = 0; i < 100 && !g.stderr().includes("watching"); i++) await Bun.sleep(20);
+      const line = g.stderr().split("\n").find((l) => l.includes("watching"));
+      expect(line).toContain(`watching ${label(n)} every 50 ms: a socket of a node to its master that receives nothing for 600 ms while the node does not answer (--only-unresponsive: not merely because it syncs) is reported (--dry-run: nothing is destroyed)`);
     } finally {
       for (const c of cleanup.reverse()) await c();
     }

@@ -127,10 +127,10 @@ test.concurrent("--dir: a new directory is created and removed at the end; an ex
 test.concurrent("a lab that cannot start within --timeout: exit 4, a clear error, every process and file it started removed", () =>
   withCleanup(async ({ defer, temp }) => {
     const dir = join(temp("kvr-lab-fail-"), "lab");
-    const kvr = spawnKvr(["lab", "--masters", "1", "--replicas", "1", "--dir", dir, "--timeout", "1ms"]);
+    const kvr = spawnKvr(["lab", "--masters", "1", "--replicas", "1", "--dir", dir, "--timeout", "5ms"]);
     defer(() => kvr.stop("SIGKILL"));
     expect(await kvr.exited).toBe(4);
-    expect(kvr.stderr()).toContain("the lab could not start: m1-r1 did not report a completed sync (state connected) within 1 ms");
+    expect(kvr.stderr()).toContain("the lab could not start: m1-r1 did not report a completed sync (state connected) within --timeout 5.0 ms");
     expect(kvr.events.some((e) => e.event === "ready")).toBe(false);
     expect(existsSync(dir)).toBe(false);
     await until(() => processesMentioning(dir).length === 0, 5000, "the lab's processes to exit", 50);

@@ -139,3 +139,15 @@ describe("timeouts", () => {
     c.destroy();
   });
 });
+
+describe("PING's arguments, byte for byte", () => {
+  test("no argument → +PONG, one → its bulk, more → -ERR wrong number of arguments; nothing else on the wire", async () => {
+    master = await startTestMaster();
+    const c = await open(master.port);
+    // RESP and inline, then QUIT: everything the server writes until it closes.
+    await c.write("*4\r\n$4\r\nPING\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n" + "PING a b c\r\n" + "*2\r\n$4\r\nPING\r\n$1\r\na\r\n" + "PING\r\n" + "QUIT\r\n");
+    const got: Buffer[] = [];
+    for (let chunk = await c.readChunk(); chunk !== null; chunk = await c.readChunk()) got.push(Buffer.from(chunk));
+    expect(Buffer.concat(got).toString("latin1")).toBe("-ERR wrong number of arguments\r\n".repeat(2) + "$1\r\na\r\n+PONG\r\n+OK\r\n");
+  });
+});

@@ -119,9 +119,10 @@ describe("replication commands", () => {
     expect(await cmd(c, "PSYNC", "a".repeat(40), "101")).toBe("-ERR sequence out of range, please use fullsync");
     // Malformed arguments are still reported as such.
     expect(await cmd(c, "PSYNC", "x")).toBe("-ERR value is not an unsigned long long or out of range");
+    // `from` is a number, as in the psync event.
     expect(master.events.filter((e) => e.event === "psync-refused")).toMatchObject([
-      { from: "101", reason: "--psync refuse" },
-      { from: "101", reason: "--psync refuse" },
+      { from: 101, reason: "--psync refuse" },
+      { from: 101, reason: "--psync refuse" },
     ]);
     expect(master.events.some((e) => e.event === "psync")).toBe(false);
     expect((await fullSync(master.port)).files.length).toBe(7);

@@ -83,6 +83,13 @@ describe("connect", () => {
     expect(fromSystemError(e, "nowhere:1", 0).code).toBe("DNS");
     expect(fromSystemError(Object.assign(new Error("x"), { code: "ECONNREFUSED" }), "h:1", 0).code).toBe("REFUSED");
     expect(fromSystemError(Object.assign(new Error("x"), { code: "ECONNRESET" }), "h:1", 5).bytesRead).toBe(5);
+    // the errno name once, whether or not the message starts with it
+    expect(fromSystemError(Object.assign(new Error("ECONNABORTED: software caused connection abort"), { code: "ECONNABORTED" }), "h:1", 0).message).toBe(
+      "socket error with h:1: ECONNABORTED: software caused connection abort",
+    );
+    expect(fromSystemError(Object.assign(new Error("software caused connection abort"), { code: "ECONNABORTED" }), "h:1", 0).message).toBe(
+      "socket error with h:1: ECONNABORTED software caused connection abort",
+    );
   });
 
   test("remote and local addresses are exposed", async () => {
@@ -437,6 +444,19 @@ describe("listen", () => {
     expect(await c.readChunk()).toBeNull();
     const { err } = await failure(connect("127.0.0.1", s.port));
     expect(err.code).toBe("REFUSED");
+  });
+
+  test("an IPv4 client of a dual-stack (::) server is seen at its IPv4 address, not ::ffff:-mapped", async () => {
+    const accepted = Promise.withResolvers<Conn>();
+    const s = await listen("::", 0, (c) => accepted.resolve(c), { readMs: 0 }).catch(() => null);
+    if (!s) return; // no IPv6 on this host: nothing is mapped
+    cleanups.push(() => s.close(50));
+    const c = await connect("127.0.0.1", s.port, { readMs: 0 });
+    cleanups.push(() => c.destroy());
+    const a = await accepted.promise;
+    expect(a.remoteAddress).toBe("127.0.0.1");
+    expect(a.localAddress).toBe("127.0.0.1");
+    expect(a.peer).toBe(`127.0.0.1:${c.localPort}`);
   });
 
   test("accepted connections carry the server's read deadline", async () => {

@@ -1,5 +1,6 @@
 /** The admin port: AUTH, Kvrocks' messages, CLUSTERX / CLUSTER NODES / ROLE / INFO wiring. */
 import { afterEach, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
 import { connect } from "../../lib/net/index.ts";
 import { call, replyText } from "../../lib/resp/index.ts";
 import { runKvr, tempDir } from "../helpers/kvr.ts";
@@ -133,6 +134,16 @@ test("command order as Kvrocks: unknown command, then arity, then NOAUTH; full a
   expect(await q.readLine().catch((e) => (e as { code?: string }).code)).toMatch(/^(CLOSED|RESET)$/);
 });
 
+test("PING: no argument → +PONG, one → its bulk, more → -ERR wrong number of arguments (as kvr master), byte for byte", async () => {
+  const r = await replica();
+  const conn = await connect("127.0.0.1", r.port, { readMs: 3000 });
+  cleanups.push(() => conn.destroy());
+  await conn.write("*4\r\n$4\r\nPING\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n" + "PING a b c\r\n" + "*2\r\n$4\r\nPING\r\n$1\r\na\r\n" + "PING\r\n" + "QUIT\r\n");
+  const got: Buffer[] = [];
+  for (let chunk = await conn.readChunk(); chunk !== null; chunk = await conn.readChunk()) got.push(Buffer.from(chunk));
+  expect(Buffer.concat(got).toString("latin1")).toBe("-ERR wrong number of arguments\r\n".repeat(2) + "$1\r\na\r\n+PONG\r\n+OK\r\n");
+});
+
 test("an HTTP request (POST or Host:, any case) closes the admin connection without a reply", async () => {
   const r = await replica();
   for (const first of ["POST / HTTP/1.1\r\n", "post /x HTTP/1.0\r\n", "HOST: 127.0.0.1\r\n", "host: x\r\n"]) {
@@ -177,6 +188,14 @@ test("an admin port in use: one line naming the admin port and suggesting --port
   expect(lines).toHaveLength(1);
   expect(lines[0]).toContain(`cannot listen on the admin port 127.0.0.1:${holder.port}: the port is already in use`);
   expect(lines[0]).toContain("--port 0");
+  // A --dir it would have created is not left behind.
+  const fresh = `${d.path}/new`;
+  const again = await runKvr(["replica", "--dir", fresh, "--port", String(holder.port)], { timeoutMs: 10_000 });
+  expect(again.code).toBe(1);
+  const againLines = again.stderr.trim().split("\n");
+  expect(againLines).toHaveLength(1);
+  expect(againLines[0]).toContain(`cannot listen on the admin port 127.0.0.1:${holder.port}`);
+  expect(existsSync(fresh)).toBe(false);
 });
 
 test("SLAVEOF with CR/LF or spaces in the host: -ERR Invalid host, nothing forged in INFO or the log; host names and addresses accepted", async () => {

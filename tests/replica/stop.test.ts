@@ -189,9 +189,10 @@ test("a stop in a full sync of 400 files unlinks only the .tmp files in place, n
   noTmp(dir);
   const started = r.kvr.events.filter((e) => e.event === "file-start").length;
   const tmpUnlinks = straceLines(log).filter((l) => /unlink(at)?\(.*\.tmp"/.test(l)).length;
-  // One per file started (a stale .tmp is removed before each is created), then, for the stop,
-  // the workers' files in flight (at most 4, twice) and CURRENT.tmp: never one per listed file.
+  // One per file started (a stale .tmp is removed before each is created; a worker's last
+  // file-start may come just before the stop cut it short of that), then, for the stop, the
+  // workers' files in flight (at most 4, twice) and CURRENT.tmp: never one per listed file.
   expect(started).toBeLessThan(100);
-  expect(tmpUnlinks).toBeGreaterThanOrEqual(started);
+  expect(tmpUnlinks).toBeGreaterThanOrEqual(started - 4);
   expect(tmpUnlinks).toBeLessThanOrEqual(started + 9);
 }, 30_000);

@@ -23,7 +23,7 @@ test("64-file checkpoint: 4 workers, byte-identical, no .tmp, summary correct", 
   const meta = r.kvr.events.find((e) => e.event === "meta")!;
   expect(meta.count).toBe(67);
   expect(meta.workers).toBe(4);
-  const summary = r.kvr.events.find((e) => "files" in e && "rate" in e)!;
+  const summary = r.kvr.events.find((e) => "ok" in e)!;
   const exp = expected(spec);
   const total = exp.reduce((n, f) => n + f.data.length, 0);
   expect(summary).toMatchObject({ ok: true, files: 67, skipped: 0, fetched: 67, bytes: total });
@@ -68,7 +68,7 @@ test("3-file checkpoint served from a directory: 1 worker, byte-identical", asyn
   defer(() => r.stop());
   expect(await r.kvr.exited).toBe(0);
   expect(r.kvr.events.find((e) => e.event === "meta")).toMatchObject({ count: 3, workers: 1 });
-  expect(r.kvr.events.find((e) => "rate" in e)).toMatchObject({ files: 3, skipped: 0, bytes: 300_000 + 16 + 1234 });
+  expect(r.kvr.events.find((e) => "ok" in e)).toMatchObject({ files: 3, skipped: 0, bytes: 300_000 + 16 + 1234 });
   expect(diffDir(dir, files)).toEqual([]);
 });
 
@@ -96,7 +96,7 @@ test("resume: master SIGKILLed mid-sync and restarted → completed files skippe
   expect(skips[skips.length - 1]).toBe(doneBefore);
   // Per-run totals: the files the failed attempt completed were fetched by this run, not skipped.
   const total = expected(spec).reduce((n, f) => n + f.data.length, 0);
-  const summary = r.kvr.events.find((e) => "rate" in e)!;
+  const summary = r.kvr.events.find((e) => "ok" in e)!;
   expect(summary).toMatchObject({ files: 27, skipped: 0, fetched: 27, bytes: total });
   expect(summary.attempts as number).toBeGreaterThanOrEqual(2);
   expect(diffDir(dir, expected(spec))).toEqual([]);
@@ -127,7 +127,11 @@ test("a sync resumed after a failed attempt: kvr_bytes_total is the sum of the m
   const once = await startReplica(["--dir", temp(), "--master", `127.0.0.1:${m.port}`, "--once", "--retry-delay", "10ms"]);
   defer(() => once.stop());
   expect(await once.kvr.exited).toBe(0);
-  expect(once.kvr.events.find((e) => "rate" in e)).toMatchObject({ ok: true, files: 11, skipped: 0, fetched: 11, bytes: total, attempts: 2 });
+  // The done event carries every summary field, rate included; the final result line repeats them with ok.
+  const done = once.kvr.events.find((e) => e.event === "done")!;
+  expect(done).toMatchObject({ files: 11, skipped: 0, fetched: 11, bytes: total, attempts: 2, rate: Math.round((total / Number(done.ms)) * 1000) });
+  const last: Record<string, unknown> = once.kvr.events[once.kvr.events.length - 1];
+  expect(last).toEqual({ ok: true, files: 11, skipped: 0, fetched: 11, bytes: total, ms: done.ms, rate: done.rate, attempts: 2 });
 }, 30_000);
 
 test("master stalls mid-file: the 1 s read deadline fires within [0.8, 2.5] s, retried; cleared → completes", async () => {
@@ -213,7 +217,7 @@ test("--once into a target that already holds the complete checkpoint: full sync
     expect(r.kvr.events.some((e) => e.event === "stream" || e.event === "psync-refused")).toBe(false);
     const skipped = run === 1 ? 0 : exp.length - 1;
     expect(r.kvr.events.find((e) => e.event === "skip")).toMatchObject({ count: skipped });
-    expect(r.kvr.events.find((e) => "rate" in e)).toMatchObject({ ok: true, files: exp.length, skipped, fetched: exp.length - skipped });
+    expect(r.kvr.events.find((e) => "ok" in e)).toMatchObject({ ok: true, files: exp.length, skipped, fetched: exp.length - skipped });
     if (run === 2) expect(r.kvr.events.filter((e) => e.event === "file-done").map((e) => e.name)).toEqual(["CURRENT"]);
     expect(diffDir(dir, exp)).toEqual([]);
   }

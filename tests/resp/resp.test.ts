@@ -96,6 +96,14 @@ describe("decoder", () => {
     expect(commandRefusal(arity, ["AUTH"], false)).toBe("ERR wrong number of arguments");
     expect(commandRefusal(arity, ["PING"], false)).toBe("NOAUTH Authentication required.");
     expect([commandRefusal(arity, ["auth", "pw"], false), commandRefusal(arity, ["QUIT"], false), commandRefusal(arity, ["Ping", "x"], true)]).toEqual([null, null, null]);
+    // [min, max]: the upper bound is the command's own check, after AUTH (PING a b → NOAUTH, then wrong number).
+    const ranged = { ping: [1, 2] as const, auth: 2 };
+    expect([commandRefusal(ranged, ["PING", "a", "b"], false), commandRefusal(ranged, ["PING", "a", "b"], true), commandRefusal(ranged, ["PING", "a"], true), commandRefusal(ranged, ["PING"], true)]).toEqual([
+      "NOAUTH Authentication required.",
+      "ERR wrong number of arguments",
+      null,
+      null,
+    ]);
     let authed = false;
     const d = requestDecoder(1 << 20, () => authed);
     expect(() => d.feed(encodeCommand(["AUTH", "x".repeat(MAX_UNAUTHENTICATED_BYTES)]))).toThrow(`request larger than ${MAX_UNAUTHENTICATED_BYTES} bytes`);

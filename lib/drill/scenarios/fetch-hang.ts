@@ -211,7 +211,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
   const joined = await phases.run(
     (j) => `topology-v${j.version}`,
     () =>
-      joinTopology(ctl, target, idA, aAddr, { id: idB, addr: b.addr }, record, (saved) => {
+      joinTopology(ctl, target, idA, aAddr, { id: idB, addr: b.addr }, record, target.kind === "external" && !cfg.replaceData, (saved) => {
         if (target.kind === "external") touched.node = { addr: rAddr, saved, lastVersion: -1 };
       }),
     (j) => `${j.idSet ? "SETNODEID" : "node id"} ${j.nodeId.slice(0, 8)}…, SETNODES version ${j.version}: slave of A`,

@@ -155,9 +155,12 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
         if (keys.length === 0) throw new DrillError(`the node at ${addrText(m.addr)} owns no slots: the drill's SETs would be refused (MOVED); drill a master that serves slots, or give --write-rate 0`);
         const writer = new Writer(m.addr, cfg.auth, keys, cfg.writeRate);
         w.writer = writer;
-        await writer.start().catch((e) => {
+        const refused = await writer.start().catch((e) => {
           throw new DrillError(`cannot open the writing connection to ${addrText(m.addr)}: ${(e as Error).message}`);
         });
+        if (refused) {
+          throw new DrillError(`the master refused the drill's writes: ${refused}: drill a Kvrocks master (a kvr master takes no SETs), or leave out --master: the drill then starts a kvr master that writes its own stream`);
+        }
         return writer;
       },
       (wr) => `SET ${formatBytes(VALUE_BYTES)} values at ${wr.rate}/s on ${wr.keys.length} keys ${KEY_PREFIX}${tokenOf(wr.keys)}:*${m.slots ? " (each in a slot the node owns)" : ""}`,
@@ -186,7 +189,7 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
       return { s, sock, listed };
     },
     ({ s, listed }) =>
-      `replica ${addrText({ host: s.conn.localAddress.replace(/^::ffff:/, ""), port: s.marker })}: ` +
+      `replica ${addrText({ host: s.conn.localAddress, port: s.marker })}: ` +
       (s.fullSync ? `full sync of ${s.fullSync.files} files (${formatBytes(s.fullSync.bytes)}), then ` : "") +
       `PSYNC ${s.psyncFrom} accepted; followed ${s.batches} batches (${formatBytes(s.streamBytes)}); ` +
       (listed.found ? `INFO replication lists it (port ${s.marker})` : "not in INFO replication: the drop is seen on the master's end of the socket"),
@@ -215,15 +218,17 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
     "window-closed",
     () => watch.until(() => watch.windowAt !== null || watch.droppedAt !== null, giveUpLeft()),
     () =>
-      watch.windowAt !== null
-        ? `receive window 0 after ${formatMs(watch.windowAt - stoppedAt)} (${watch.windowHow === "rcv_wnd" ? "tcpi_rcv_wnd" : "Recv-Q no longer growing"}; Recv-Q ${formatBytes(watch.maxRecvQ ?? 0)}` +
-          (watch.maxSendQ !== null ? `; the master's Send-Q ${formatBytes(watch.maxSendQ)}` : "") +
-          ")"
-        : watch.droppedAt !== null
-          ? `dropped before its receive window closed (${watch.droppedHow})`
-          : sock
-            ? `the receive window did not close within --give-up ${formatMs(cfg.giveUpMs)}`
-            : "not measured (no socket table here): the budget counts from stop-reading",
+      watch.error
+        ? "not awaited: the run stopped early (the error follows)"
+        : watch.windowAt !== null
+          ? `receive window 0 after ${formatMs(watch.windowAt - stoppedAt)} (${watch.windowHow === "rcv_wnd" ? "tcpi_rcv_wnd" : "Recv-Q no longer growing"}; Recv-Q ${formatBytes(watch.maxRecvQ ?? 0)}` +
+            (watch.maxSendQ !== null ? `; the master's Send-Q ${formatBytes(watch.maxSendQ)}` : "") +
+            ")"
+          : watch.droppedAt !== null
+            ? `dropped before its receive window closed (${watch.droppedHow})`
+            : sock
+              ? `the receive window did not close within --give-up ${formatMs(cfg.giveUpMs)}`
+              : "not measured (no socket table here): the budget counts from stop-reading",
   );
   if (watch.error) throw watch.error;
   if (sock && watch.windowAt === null && watch.droppedAt === null) {
@@ -322,7 +327,7 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
         ? { kind: cfg.writeRate > 0 ? "stream" : "none", rate: cfg.writeRate, keys: null, sent: null, deleted: null, error: null }
         : { kind: w.writer ? "set" : "none", rate: cfg.writeRate, keys: w.writer?.keys ?? null, sent: w.writer?.sent ?? null, deleted: null, error: w.writer?.error ?? null },
     stuck: {
-      host: stuck.conn.localAddress.replace(/^::ffff:/, ""),
+      host: stuck.conn.localAddress,
       port: stuck.marker,
       psyncFrom: stuck.psyncFrom,
       fullSync: stuck.fullSync,
