@@ -10,7 +10,7 @@
  * README). Deadlines are our own timers: Bun's socket.setTimeout()/timeout() are not relied upon.
  */
 import type { Socket } from "node:net";
-import { NetError, fromSystemError, protocolError } from "./errors.ts";
+import { NetError, failures, fromSystemError } from "./errors.ts";
 
 /** An IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) as the IPv4 address it is. */
 const unmapped = (a: string) => (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a) ? a.slice(7) : a);
@@ -88,7 +88,7 @@ export class Conn {
   /** Waits raced by race() (a read sink's promise): a clean close by the peer does not end them. */
   private racers = new Set<Waiter>();
   private readonly signal?: AbortSignal;
-  private readonly onAbort = () => this.kill(new NetError("ABORTED", `aborted (connection with ${this.peer})`, { peer: this.peer, bytesRead: this.bytesRead }));
+  private readonly onAbort = () => this.kill(failures.aborted(this.peer, this.bytesRead));
   /** Resolves once the socket is fully closed. */
   readonly closed: Promise<void>;
 
@@ -121,7 +121,7 @@ export class Conn {
     sock.on("error", (e) => this.fail(fromSystemError(e, this.peer, this.bytesRead), false));
     sock.on("close", () => {
       this.eof = true;
-      this.fail(new NetError("CLOSED", `connection with ${this.peer} closed after ${this.bytesRead} bytes`, { peer: this.peer, bytesRead: this.bytesRead }), false);
+      this.fail(failures.closed(this.peer, this.bytesRead), false);
       // Bytes still buffered are still served: an abort must keep cutting them short.
       if (this.buffered === 0) this.unlisten();
       if (this.readTimer) clearTimeout(this.readTimer);
@@ -224,10 +224,7 @@ export class Conn {
   private readonly onReadTimeout = () => {
     this.readTimer = null;
     if (!this.reader) return;
-    const err = new NetError("READ_TIMEOUT", `no data from ${this.peer} for ${this.readMs} ms (after ${this.bytesRead} bytes)`, {
-      peer: this.peer,
-      bytesRead: this.bytesRead,
-    });
+    const err = failures.readTimeout(this.peer, this.readMs, this.bytesRead);
     // A read deadline ends the connection: the stream position is unknown to the caller.
     this.fail(err, true);
   };
@@ -264,10 +261,7 @@ export class Conn {
     if (this.signal?.aborted) this.onAbort();
     if (this.killed) return this.killed;
     if (this.failure && this.failure.code !== "CLOSED") return this.failure;
-    return new NetError("CLOSED", `connection closed by ${this.peer} ${what} (after ${this.bytesRead} bytes)`, {
-      peer: this.peer,
-      bytesRead: this.bytesRead,
-    });
+    return failures.closedByPeer(this.peer, what, this.bytesRead);
   }
 
   private take(max: number): Buffer {
@@ -311,7 +305,7 @@ export class Conn {
           parts.push(this.take(nl + 1));
           const all = parts.length === 1 ? parts[0] : Buffer.concat(parts);
           const end = all.length >= 2 && all[all.length - 2] === 13 ? all.length - 2 : all.length - 1;
-          if (end > maxLength) throw protocolError(`line from ${this.peer} longer than ${maxLength} bytes`, this.peer);
+          if (end > maxLength) throw failures.lineTooLong(this.peer, maxLength);
           return all.toString("latin1", 0, end);
         }
         const b = this.take(head.length);
@@ -319,7 +313,7 @@ export class Conn {
         len += b.length;
         if (len > maxLength + 1) {
           // Thrown as such even when the peer has closed meanwhile: the bytes were there.
-          const err = protocolError(`line from ${this.peer} longer than ${maxLength} bytes`, this.peer);
+          const err = failures.lineTooLong(this.peer, maxLength);
           this.fail(err, true);
           throw err;
         }
@@ -376,7 +370,7 @@ export class Conn {
           r = parser.feed(chunk);
         } catch (e) {
           // Whatever a parser rejects is the peer's protocol error.
-          const err = e instanceof NetError ? e : new NetError("PROTOCOL", (e as Error)?.message ?? String(e), { peer: this.peer, bytesRead: this.bytesRead, cause: e });
+          const err = failures.unparsable(e, this.peer, this.bytesRead);
           this.failRead(err);
           throw err;
         }
@@ -465,10 +459,7 @@ export class Conn {
       this.writers.add(w);
       if (this.writeMs > 0) {
         timer = setTimeout(() => {
-          this.fail(
-            new NetError("WRITE_TIMEOUT", `${this.peer} did not read for ${this.writeMs} ms (write stalled)`, { peer: this.peer, bytesRead: this.bytesRead }),
-            true,
-          );
+          this.fail(failures.writeTimeout(this.peer, this.writeMs, this.bytesRead), true);
         }, this.writeMs);
       }
     });
@@ -489,7 +480,7 @@ export class Conn {
       else this.sock.destroy();
     }
     // Even when the peer closed first: what is still buffered is not served after this.
-    this.kill(new NetError("CLOSED", `connection with ${this.peer} closed locally`, { peer: this.peer, bytesRead: this.bytesRead }));
+    this.kill(failures.closedLocally(this.peer, this.bytesRead));
   }
 
   /** Stop reading from the kernel (used by the stall fault): the peer's writes back up. */

@@ -69,3 +69,26 @@ export function fromSystemError(e: unknown, peer: string, bytesRead: number): Ne
       return new NetError("IO", `socket error with ${peer}: ${code && !msg.startsWith(code) ? code + " " : ""}${msg}`, { peer, bytesRead, cause: e });
   }
 }
+
+/**
+ * The errors every lib/net connection raises for the same events, worded once (Conn and the
+ * bulk connections of bulk.ts both use them).
+ */
+export const failures = {
+  connectTimeout: (peer: string, ms: number) => new NetError("CONNECT_TIMEOUT", `could not connect to ${peer} within ${ms} ms`, { peer }),
+  abortedConnecting: (peer: string, before: boolean) => new NetError("ABORTED", `aborted ${before ? "before" : "while"} connecting to ${peer}`, { peer }),
+  aborted: (peer: string, bytesRead: number) => new NetError("ABORTED", `aborted (connection with ${peer})`, { peer, bytesRead }),
+  readTimeout: (peer: string, ms: number, bytesRead: number) =>
+    new NetError("READ_TIMEOUT", `no data from ${peer} for ${ms} ms (after ${bytesRead} bytes)`, { peer, bytesRead }),
+  writeTimeout: (peer: string, ms: number, bytesRead: number) =>
+    new NetError("WRITE_TIMEOUT", `${peer} did not read for ${ms} ms (write stalled)`, { peer, bytesRead }),
+  /** The peer closed while `what` ("in the middle of a line", "with 5 of 9 bytes still expected"). */
+  closedByPeer: (peer: string, what: string, bytesRead: number) =>
+    new NetError("CLOSED", `connection closed by ${peer} ${what} (after ${bytesRead} bytes)`, { peer, bytesRead }),
+  closed: (peer: string, bytesRead: number) => new NetError("CLOSED", `connection with ${peer} closed after ${bytesRead} bytes`, { peer, bytesRead }),
+  closedLocally: (peer: string, bytesRead: number) => new NetError("CLOSED", `connection with ${peer} closed locally`, { peer, bytesRead }),
+  lineTooLong: (peer: string, max: number) => protocolError(`line from ${peer} longer than ${max} bytes`, peer),
+  /** Whatever a frame parser threw: the peer broke the protocol. */
+  unparsable: (e: unknown, peer: string, bytesRead: number) =>
+    e instanceof NetError ? e : new NetError("PROTOCOL", (e as Error)?.message ?? String(e), { peer, bytesRead, cause: e }),
+};

@@ -4,13 +4,14 @@
  */
 import net from "node:net";
 import { Conn, DEFAULT_CONNECT_MS, type ConnOptions } from "./conn.ts";
-import { NetError, fromSystemError } from "./errors.ts";
+import { failures, fromSystemError } from "./errors.ts";
 
 export { Conn, DEFAULT_CONNECT_MS, DEFAULT_READ_MS, DEFAULT_WRITE_MS, HIGH_WATER as DEFAULT_READ_HIGH_WATER } from "./conn.ts";
 export type { ConnOptions, FrameParser, Sink } from "./conn.ts";
 export { NetError, isNetError, protocolError } from "./errors.ts";
 export type { NetErrorCode } from "./errors.ts";
 export { listenNoAccept, type NoAcceptListener } from "./noaccept.ts";
+export { BulkConn, bulkAvailable, bulkConnect, bulkUnavailableReason } from "./bulk.ts";
 
 export interface ConnectOptions extends ConnOptions {
   /** Deadline for the TCP handshake, in ms (default 3000). 0 disables. */
@@ -22,7 +23,7 @@ export function connect(host: string, port: number, opts: ConnectOptions = {}): 
   const peer = `${host}:${port}`;
   const connectMs = opts.connectMs ?? DEFAULT_CONNECT_MS;
   const signal = opts.signal;
-  if (signal?.aborted) return Promise.reject(new NetError("ABORTED", `aborted before connecting to ${peer}`, { peer }));
+  if (signal?.aborted) return Promise.reject(failures.abortedConnecting(peer, true));
   return new Promise<Conn>((resolve, reject) => {
     const sock = net.connect({ host, port });
     let timer: ReturnType<typeof setTimeout> | null = null;
@@ -44,7 +45,7 @@ export function connect(host: string, port: number, opts: ConnectOptions = {}): 
     const onAbort = () => {
       cleanup();
       sock.destroy();
-      reject(new NetError("ABORTED", `aborted while connecting to ${peer}`, { peer }));
+      reject(failures.abortedConnecting(peer, false));
     };
     sock.once("connect", onConnect);
     sock.once("error", onError);
@@ -53,7 +54,7 @@ export function connect(host: string, port: number, opts: ConnectOptions = {}): 
       timer = setTimeout(() => {
         cleanup();
         sock.destroy();
-        reject(new NetError("CONNECT_TIMEOUT", `could not connect to ${peer} within ${connectMs} ms`, { peer }));
+        reject(failures.connectTimeout(peer, connectMs));
       }, connectMs);
     }
   });

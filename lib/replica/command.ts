@@ -53,6 +53,8 @@ export function parseOptions(opts: Record<string, unknown>, env: Record<string, 
       follow: !opts.once,
       streamFsync: parseFsync(opts.streamFsync ?? "1s"),
       lagProbe: !!opts.lagProbe,
+      // KVR_FETCH_THREAD=0: receive files through Bun's sockets (the portable path), for comparison and tests.
+      bulk: env.KVR_FETCH_THREAD !== "0",
     },
     master: opts.master === undefined ? null : parseHostPort("master", opts.master),
     bind: String(opts.bind ?? "127.0.0.1"),

@@ -171,6 +171,18 @@ export class FileSink {
     return p;
   };
 
+  /**
+   * Let `fill` write `n` bytes straight into the file's descriptor (the bulk thread does, see
+   * lib/net/bulk.ts); awaited like write(): commit() and discard() wait for it to settle.
+   */
+  fill(n: number, fill: (fd: number) => Promise<void>): Promise<void> {
+    const p = fill(this.fh.fd).then(() => {
+      this.written += n;
+    });
+    this.pending = p.catch(() => {});
+    return p;
+  }
+
   private async writeAll(chunk: Uint8Array): Promise<void> {
     let off = 0;
     while (off < chunk.length) {

@@ -3,8 +3,13 @@
  * (clean, skip present files), then W fetch workers, each with its own connection and ONE
  * `_fetch_file` for its round-robin share. Any worker failure aborts the others and fails the
  * attempt; partial files never carry a final name and every `.tmp` is removed.
+ *
+ * The fetch connections are lib/net's bulk connections where they can run (Linux): the file bytes
+ * go from the socket to the `.tmp` on lib/net's own thread, never through Bun's socket reads.
+ * Elsewhere (or with RunConfig.bulk false) they are Conns and each chunk is written from here.
+ * Everything else (size lines, names, fsync, renames, events) is the same code for both.
  */
-import type { Conn } from "../net/index.ts";
+import { bulkAvailable, bulkUnavailableReason, BulkConn, type Conn } from "../net/index.ts";
 import { encodeCommand } from "../resp/index.ts";
 import type { Output } from "../ui/output.ts";
 import { count } from "../ui/units.ts";
@@ -27,6 +32,8 @@ export interface SyncContext {
   abortAttempt(): void;
   /** Connect to the master (deadlines, signal, AUTH done), labelled for error messages. */
   open(label: string): Promise<Conn>;
+  /** The same as a bulk connection (used where the bulk thread runs); absent or null: never. */
+  openBulk?: ((label: string) => Promise<BulkConn>) | null;
   /** The run's tally across attempts (files completed by an earlier attempt count as fetched). */
   tally: SyncTally;
 }
@@ -84,6 +91,8 @@ export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
   const { status: st, out, dir } = ctx;
   st.beginSync();
   st.setState("fetch_meta");
+  // The bulk thread (started once per process) gets ready while the list is fetched.
+  const bulk = ctx.openBulk ? bulkAvailable() : Promise.resolve(false);
   const files = await fetchMeta(ctx);
   const present = await prepareDir(dir, files);
   const w = workerCount(files.length, ctx.workers);
@@ -95,10 +104,13 @@ export async function fullSync(ctx: SyncContext): Promise<SyncSummary> {
   out.event("skip", { count: present.size }, `skip count: ${present.size}`);
 
   st.setState("fetch_files");
+  const open = (await bulk) ? ctx.openBulk! : ctx.open;
+  if (open !== ctx.open) out.debug("files received on the fetch thread (socket to file, lib/net/bulk.ts)");
+  else out.debug(`files received through Bun's sockets: ${ctx.openBulk ? bulkUnavailableReason() : "KVR_FETCH_THREAD=0"}`);
   const groups = splitRoundRobin(files, w).map((g) => g.filter((f) => !present.has(f)));
   // prepareDir removed every stale .tmp: only the workers' own can be in place after this.
   const tmps = new Set<string>();
-  const results = await Promise.allSettled(groups.map((g, i) => (g.length ? fetchWorker(ctx, i + 1, g, tmps) : Promise.resolve(0))));
+  const results = await Promise.allSettled(groups.map((g, i) => (g.length ? fetchWorker(ctx, open, i + 1, g, tmps) : Promise.resolve(0))));
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as SyncError);
   if (failures.length > 0) {
     // Only what may be in place (a few names, not one unlink per listed file: a stop waits on this).
@@ -132,21 +144,46 @@ async function sizeOf(dir: string, names: Iterable<string>): Promise<number> {
 }
 
 /**
- * One fetch worker: its own connection, one `_fetch_file a,b,c`, then per file a size line and
- * exactly that many bytes into `<name>.tmp` (fsync, rename). CURRENT stays `CURRENT.tmp` until
- * every worker succeeded. `tmps` holds every name whose `.tmp` may be in place (added before it
- * is created, removed once renamed). Resolves with the bytes received.
+ * One fetch worker: its own connection (made by `open`), one `_fetch_file a,b,c`, then per file a
+ * size line and exactly that many bytes into `<name>.tmp` (fsync, rename). CURRENT stays
+ * `CURRENT.tmp` until every worker succeeded. `tmps` holds every name whose `.tmp` may be in place
+ * (added before it is created, removed once renamed). Resolves with the bytes received.
+ *
+ * A file's fsync and rename run while the next file is received (one at a time per worker: the
+ * next waits for it), so the connection does not sit idle while the disk catches up. A failed
+ * one aborts the attempt at once and is the worker's error.
  */
-export async function fetchWorker(ctx: SyncContext, index: number, names: string[], tmps: Set<string>): Promise<number> {
+export async function fetchWorker(
+  ctx: SyncContext,
+  open: (label: string) => Promise<Conn | BulkConn>,
+  index: number,
+  names: string[],
+  tmps: Set<string>,
+): Promise<number> {
   const { status: st, out, dir } = ctx;
   const label = `fetch worker ${index}`;
-  let conn: Conn | null = null;
+  let conn: Conn | BulkConn | null = null;
   let sink: FileSink | null = null;
+  let committing: Promise<void> | null = null;
   let file = "";
   let total = 0;
   let offset = 0;
+  /** fsync, close and rename `s` (CURRENT stays `.tmp`), then count it as fetched. */
+  const commit = async (s: FileSink, name: string, size: number): Promise<void> => {
+    try {
+      await s.commit(name !== "CURRENT");
+    } catch (e) {
+      await s.discard();
+      throw located(e, `${label} (${name} at byte ${size})`);
+    }
+    if (name !== "CURRENT") tmps.delete(name);
+    ctx.tally.fetched.set(name, size);
+    total += size;
+    st.filesDone++;
+    out.event("file-done", { name, bytes: size, worker: index });
+  };
   try {
-    conn = await ctx.open(label);
+    conn = await open(label);
     await conn.write(encodeCommand(["_fetch_file", names.join(",")]));
     for (const name of names) {
       file = name;
@@ -157,26 +194,40 @@ export async function fetchWorker(ctx: SyncContext, index: number, names: string
       st.bytesTotal += size;
       tmps.add(name);
       const s = (sink = await FileSink.create(dir, name));
-      await conn.readExactly(size, (chunk) => {
-        offset += chunk.length;
-        st.bytesDone += chunk.length;
-        st.touch();
-        return s.write(chunk);
-        // The sink keeps no chunk once written: each is freed at once.
-      }, { release: true });
-      await s.commit(name !== "CURRENT");
+      if (conn instanceof BulkConn) {
+        const c = conn;
+        const untrack = st.track({ get bytes() { return c.fileBytes; }, get lastIoMs() { return c.lastIoMs; } });
+        try {
+          await s.fill(size, (fd) => c.readToFile(size, fd));
+        } finally {
+          offset = c.fileBytes;
+          untrack();
+        }
+        st.bytesDone += size;
+      } else {
+        await conn.readExactly(size, (chunk) => {
+          offset += chunk.length;
+          st.bytesDone += chunk.length;
+          st.touch();
+          return s.write(chunk);
+          // The sink keeps no chunk once written: each is freed at once.
+        }, { release: true });
+      }
       sink = null;
-      if (name !== "CURRENT") tmps.delete(name);
-      ctx.tally.fetched.set(name, size);
-      total += size;
-      st.filesDone++;
-      out.event("file-done", { name, bytes: size, worker: index });
+      await committing;
+      committing = commit(s, name, size);
+      committing.catch(() => ctx.abortAttempt());
     }
-    if (conn.pending > 0) throw new SyncError("PROTOCOL", `master sent ${conn.pending} unexpected bytes after the last file`);
+    await committing;
+    const extra = conn instanceof BulkConn ? await conn.available() : conn.pending;
+    if (extra > 0) throw new SyncError("PROTOCOL", `master sent ${extra} unexpected bytes after the last file`);
     return total;
   } catch (e) {
-    if (sink) await sink.discard();
+    // The file being received is removed; a commit in flight ends first (its failure, when it
+    // failed, is the cause: the abort it caused is not).
+    const [, failed] = await Promise.all([sink?.discard(), committing?.then(() => null, (c: unknown) => c)]);
     if (!ctx.signal.aborted) ctx.abortAttempt();
+    if (failed) throw failed;
     throw located(e, file ? `${label} (${file} at byte ${offset})` : label);
   } finally {
     conn?.destroy();

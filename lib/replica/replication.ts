@@ -18,7 +18,7 @@
  * Give up = state error and the run ends: after --max-retries retries, or at once when the
  * failure cannot fix itself (AUTH refused, NOAUTH, another db name: names.ts UNRECOVERABLE).
  */
-import { connect, type Conn } from "../net/index.ts";
+import { bulkConnect, connect, type BulkConn, type Conn } from "../net/index.ts";
 import type { Output } from "../ui/output.ts";
 import { checkpointNextSeq } from "./files.ts";
 import { fullSync, SyncTally, type SyncSummary } from "./fullsync.ts";
@@ -52,6 +52,11 @@ export interface RunConfig {
   streamFsync?: FsyncPolicy;
   /** Poll the master's INFO master_repl_offset every second and report the lag. */
   lagProbe?: boolean;
+  /**
+   * Receive the files of a full sync on lib/net's bulk thread where it can run (default true);
+   * false: through Bun's sockets on the main thread (the portable path).
+   */
+  bulk?: boolean;
 }
 
 export type RunOutcome = { kind: "synced"; summary: SyncSummary } | { kind: "failed"; error: SyncError } | { kind: "stopped" };
@@ -59,7 +64,7 @@ export type RunOutcome = { kind: "synced"; summary: SyncSummary } | { kind: "fai
 /** Start replicating from `master`; the returned run's `done` settles when it ends. */
 export class ReplicationRun {
   private readonly ac = new AbortController();
-  private readonly conns = new Set<Conn>();
+  private readonly conns = new Set<Conn | BulkConn>();
   readonly done: Promise<RunOutcome>;
   private ended = false;
   /** Set when the current attempt's stream delivered something (its failure then resets the backoff). */
@@ -226,10 +231,13 @@ export class ReplicationRun {
   private async attempt(attempt: AbortController): Promise<SyncSummary> {
     const { cfg, status: st, out, master } = this;
     const signal = attempt.signal;
-    const open = async (label: string, auth = true): Promise<Conn> => {
-      let conn: Conn;
+    const opts = { connectMs: cfg.connectMs, readMs: cfg.readMs, signal };
+    const plain = () => connect(master.host, master.port, opts);
+    /** Connect with `how`, count the connection while it is open, AUTH unless `auth` is false. */
+    const open = async <C extends Conn | BulkConn>(label: string, how: () => Promise<C>, auth = true): Promise<C> => {
+      let conn: C;
       try {
-        conn = await connect(master.host, master.port, { connectMs: cfg.connectMs, readMs: cfg.readMs, signal });
+        conn = await how();
       } catch (e) {
         throw located(e, `${label} to ${master.host}:${master.port}`);
       }
@@ -252,7 +260,7 @@ export class ReplicationRun {
 
     st.setState("connecting");
     out.event("connect", { host: master.host, port: master.port, attempt: st.attempt }, `connecting to ${master.host}:${master.port} (attempt ${st.attempt})`);
-    const ctl = await open("control connection", false);
+    const ctl = await open("control connection", plain, false);
     let step = "";
     try {
       if (cfg.masterauth) {
@@ -293,7 +301,8 @@ export class ReplicationRun {
       out,
       signal,
       abortAttempt: () => attempt.abort(),
-      open,
+      open: (label) => open(label, plain),
+      openBulk: cfg.bulk === false ? null : (label) => open(label, () => bulkConnect(master.host, master.port, opts)),
       tally: this.tally,
     });
     // The restored checkpoint's sequence is what a following PSYNC continues from.

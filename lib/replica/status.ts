@@ -25,14 +25,25 @@ export interface HostPort {
   port: number;
 }
 
+/** A transfer in flight whose bytes are counted elsewhere (the bulk thread's counters): see Status.track. */
+export interface Meter {
+  /** Bytes received so far. */
+  readonly bytes: number;
+  /** When the last byte was received (epoch ms). */
+  readonly lastIoMs: number;
+}
+
 /** Live counters of the node's replication. */
 export class Status {
   state: ReplState = "idle";
   master: HostPort | null = null;
   filesDone = 0;
   filesTotal = 0;
-  /** Bytes of this full sync in place: files already present (skipped) plus bytes received. */
-  bytesDone = 0;
+  /** bytesDone without the meters being tracked. */
+  private doneBase = 0;
+  /** lastIoMs without the meters being tracked. */
+  private ioBase = Date.now();
+  private readonly meters = new Set<Meter>();
   /**
    * Size of this full sync's checkpoint as known so far: files already present plus every size
    * the master announced for the files fetched. Each worker learns a file's size only when it
@@ -47,7 +58,6 @@ export class Status {
   lastError = "";
   /** Latest applied sequence (0 until a checkpoint's sequence is known). */
   replOffset = 0;
-  lastIoMs = Date.now();
   /** Connections to the master currently open (control, meta and fetch). */
   openConns = 0;
   syncStartMs = 0;
@@ -55,6 +65,39 @@ export class Status {
   masterReplOffset: number | null = null;
 
   constructor(private readonly out: Output) {}
+
+  /**
+   * Bytes of this full sync in place: files already present (skipped) plus bytes received,
+   * tracked transfers included. Setting it (`+=` too) leaves the tracked transfers' share alone.
+   */
+  get bytesDone(): number {
+    let n = this.doneBase;
+    for (const m of this.meters) n += m.bytes;
+    return n;
+  }
+
+  set bytesDone(n: number) {
+    this.doneBase = n - (this.bytesDone - this.doneBase);
+  }
+
+  /** When the master last sent something (epoch ms), tracked transfers included. */
+  get lastIoMs(): number {
+    let t = this.ioBase;
+    for (const m of this.meters) if (m.lastIoMs > t) t = m.lastIoMs;
+    return t;
+  }
+
+  /**
+   * Count `m` in bytesDone and lastIoMs while it runs; the returned function stops counting it
+   * (add what it received to bytesDone yourself then).
+   */
+  track(m: Meter): () => void {
+    this.meters.add(m);
+    return () => {
+      if (!this.meters.delete(m)) return;
+      if (m.lastIoMs > this.ioBase) this.ioBase = m.lastIoMs;
+    };
+  }
 
   /** Enter a state and announce it. */
   setState(s: ReplState): void {
@@ -79,7 +122,7 @@ export class Status {
   }
 
   touch(): void {
-    this.lastIoMs = Date.now();
+    this.ioBase = Date.now();
   }
 }
 

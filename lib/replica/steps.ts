@@ -5,12 +5,12 @@
  */
 import type { Conn } from "../net/index.ts";
 import { call, encodeCommand, isOk, replyText, RespDecoder, RespError } from "../resp/index.ts";
-import type { RespValue } from "../resp/index.ts";
+import type { RespValue, Stream } from "../resp/index.ts";
 import { masterRefusal, SyncError } from "./names.ts";
 import { MAX_BATCH_BYTES } from "./streamlog.ts";
 
 /** Step 1: `AUTH <pw>` must answer +OK; a refusal (other than -LOADING) cannot fix itself. */
-export async function sendAuth(conn: Conn, password: string): Promise<void> {
+export async function sendAuth(conn: Stream, password: string): Promise<void> {
   const r = await call(conn, ["AUTH", password]);
   if (isOk(r)) return;
   if (r instanceof RespError && r.prefix === "LOADING") throw new SyncError("LOADING", `master is loading: ${r.message}; retrying later`);

@@ -3,7 +3,7 @@
  * binary (secrets passed by environment), a directory watcher that checks every observed moment,
  * and a small concurrency limiter so many cases can run at once without overloading the host.
  */
-import { copyFileSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseInfo } from "../../lib/client/index.ts";
@@ -157,9 +157,22 @@ export { limiter } from "../../lib/ui/limit.ts";
 
 export { until } from "../helpers/until.ts";
 
-/** Open file descriptors of a process (entries of /proc/<pid>/fd). */
-export function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
+/**
+ * Open file descriptors of a process (entries of /proc/<pid>/fd). With `connsAndFiles`, only
+ * sockets, files and pipes: not the eventfd/epoll descriptors a thread's event loop holds for the
+ * life of the process (the replica's fetch thread, started at its first full sync).
+ */
+export function fdCount(pid: number, connsAndFiles = false): number {
+  const dir = `/proc/${pid}/fd`;
+  const fds = readdirSync(dir);
+  if (!connsAndFiles) return fds.length;
+  return fds.filter((fd) => {
+    try {
+      return !readlinkSync(`${dir}/${fd}`).startsWith("anon_inode:");
+    } catch {
+      return false;
+    }
+  }).length;
 }
 
 /** Resident set size of a process in bytes (VmRSS of /proc/<pid>/status). */

@@ -32,6 +32,23 @@ test("64-file checkpoint: 4 workers, byte-identical, no .tmp, summary correct", 
   expect(r.kvr.events.filter((e) => e.event === "file-done").length).toBe(67);
 });
 
+test("on Linux the files go through the fetch thread; KVR_FETCH_THREAD=0 takes Bun's sockets: both byte-identical", async () => {
+  const spec = "8x256KiB";
+  const m = await startMaster(["--generate", spec]);
+  defer(() => m.stop());
+  for (const [env, path] of [
+    [{}, process.platform === "linux" ? "on the fetch thread" : "through Bun's sockets"],
+    [{ KVR_FETCH_THREAD: "0" }, "through Bun's sockets: KVR_FETCH_THREAD=0"],
+  ] as const) {
+    const dir = temp();
+    const r = await startReplica(["--dir", dir, "--master", `127.0.0.1:${m.port}`, "--once", "--log-level", "debug"], env);
+    defer(() => r.stop());
+    expect(await r.kvr.exited).toBe(0);
+    expect(r.kvr.stderr()).toContain(`files received ${path}`);
+    expect(diffDir(dir, expected(spec))).toEqual([]);
+  }
+});
+
 test("3-file checkpoint served from a directory: 1 worker, byte-identical", async () => {
   const src = temp();
   const files = [
