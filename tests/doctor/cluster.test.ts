@@ -20,12 +20,12 @@ async function healthy(extraReplica: string[] = []) {
   const r = await L.replica(R, extraReplica);
   const lines = [`${A} 127.0.0.1 ${a.port} master - 0-16383`, `${R} 127.0.0.1 ${r.port} slave ${A}`];
   await push([a.port, r.port], lines, 1);
+  await linkUp(r.port);
   return { a, r, lines };
 }
 
 test("a healthy cluster: every node discovered from one seed, a table row each, no finding, exit 0", async () => {
   const { a, r } = await healthy();
-  await linkUp(r.port);
   const run = await doctor(["--seed", addr(a.port), "--samples", "2", "--interval", "300ms"]);
   expect(run.findings).toEqual([]);
   expect(run.code).toBe(0);
