@@ -33,6 +33,7 @@ type Ok = Extract<BulkReply, { ok: true }>;
 class Engine {
   readonly conns = new Map<number, BulkConn>();
   private nextId = 1;
+  private dead = false;
 
   constructor(
     private readonly worker: Worker,
@@ -40,6 +41,11 @@ class Engine {
     private readonly wakeFd: number,
   ) {
     worker.onmessage = (e: MessageEvent) => this.reply(e.data as BulkReply);
+    // An error the thread did not catch: it is gone, and so is every call it had.
+    worker.onerror = (e) => {
+      e.preventDefault();
+      this.die(e.message);
+    };
   }
 
   id(): number {
@@ -62,6 +68,8 @@ class Engine {
 
   /** The thread failed: every connection fails, and later syncs do without it. */
   private die(why: string): void {
+    if (this.dead) return;
+    this.dead = true;
     unavailable = `the bulk thread failed: ${why}`;
     engine = null;
     for (const c of [...this.conns.values()]) c.lost(why);
@@ -258,6 +266,8 @@ export class BulkConn {
   async readToFile(n: number, fd: number): Promise<void> {
     const head = this.leftover.subarray(0, Math.min(n, this.leftover.length));
     this.leftover = this.leftover.subarray(head.length);
+    // The previous file's count must not show as this one's until the thread starts it.
+    this.meter[2] = head.length;
     await this.call({ op: "file", id: this.id, fd, n, head, ms: this.readMs }, () => `with ${n - this.fileBytes} of ${n} bytes still expected`);
   }
 

@@ -41,9 +41,7 @@ export type BulkCmd =
   /** Bytes received and not used yet: read ahead here plus what the kernel holds (FIONREAD). */
   | { op: "avail"; id: number }
   /** Fail the command in flight with `code` (ABORTED or CLOSED), close the socket, reply `closed`. */
-  | { op: "close"; id: number; code: "ABORTED" | "CLOSED" }
-  /** Leave the loop (every connection closed first). */
-  | { op: "quit" };
+  | { op: "close"; id: number; code: "ABORTED" | "CLOSED" };
 
 /** Why a command failed: a NetError code, with the errno name for system errors. */
 export interface BulkFailure {
@@ -106,7 +104,7 @@ function load() {
   });
 }
 
-type Work = Exclude<BulkCmd, { op: "close" } | { op: "quit" } | { op: "open" }> | { op: "open" };
+type Work = Exclude<BulkCmd, { op: "close" } | { op: "open" }> | { op: "open" };
 
 /** One connection as the thread sees it. */
 interface Sock {
@@ -140,16 +138,20 @@ export interface BulkStart {
 /** Longest single poll() wait, ms: the thread's event loop turns at least this often. */
 const MAX_WAIT_MS = 1000;
 
-/** Start the loop on this thread; it runs one poll() per event-loop turn until a `quit` command. */
+/**
+ * Start the loop on this thread; it runs one poll() per event-loop turn. An error it cannot
+ * handle (poll failing, a bug) closes every socket it owns and ends it with a `fatal` reply:
+ * the main thread then fails every connection and does without the thread.
+ */
 function serve(start: BulkStart): void {
   const posted = start.posted;
   let received = 0;
-  let quit = false;
+  let dead = false;
   const c = load();
   const errnoPtr = c.__errno_location()!;
   const errno = () => read.i32(errnoPtr, 0);
   const wakeFd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wakeFd < 0) throw new Error(`eventfd failed (errno ${errno()})`);
+  if (wakeFd < 0) throw new Error(`eventfd failed: ${errnoName(errno())}`);
   // Pointers are taken at each call, never kept apart from their array: an array whose only use
   // was an earlier ptr() is garbage to the collector, and the kernel then writes into freed memory.
   const buf = new Uint8Array(BUF_BYTES);
@@ -176,10 +178,15 @@ function serve(start: BulkStart): void {
   };
   const sysFailure = (code: "SOCKET" | "FILE", n: number): BulkFailure => ({ code, errno: errnoName(n), errnoNumber: n });
 
+  /** The idle read deadline restarts: the thread waits on the socket again (a file write is not the peer's silence). */
+  const waiting = (s: Sock) => {
+    if (s.idleMs > 0) s.deadline = performance.now() + s.idleMs;
+  };
+
   const got = (s: Sock, n: number) => {
     s.meter[0] += n;
     s.meter[1] = Date.now();
-    if (s.idleMs > 0) s.deadline = performance.now() + s.idleMs;
+    waiting(s);
   };
 
   /** recv() into `p`: bytes received, 0 when none for now; sets s.ended at EOF or on an error. */
@@ -278,6 +285,7 @@ function serve(start: BulkStart): void {
         if (s.pos < s.end && s.left > 0) {
           const n = Math.min(s.left, s.end - s.pos);
           if (!writeFile(s, cmd.fd, s.aheadPtr + s.pos, n)) return;
+          waiting(s);
           s.pos += n;
           s.left -= n;
           s.meter[2] += n;
@@ -286,6 +294,7 @@ function serve(start: BulkStart): void {
           const n = receive(s, ptr(buf), Math.min(s.left, BUF_BYTES));
           if (n === 0) break;
           if (!writeFile(s, cmd.fd, ptr(buf), n)) return;
+          waiting(s);
           s.left -= n;
           s.meter[2] += n;
           // A short read means the socket is drained for now: back to poll().
@@ -318,24 +327,17 @@ function serve(start: BulkStart): void {
     if (cmd.ms > 0) s.deadline = performance.now() + cmd.ms;
   };
 
-  /** Start one command; false for `quit`. */
-  const begin = (cmd: BulkCmd): boolean => {
-    if (cmd.op === "quit") return false;
-    if (cmd.op === "open") {
-      open(cmd);
-      return true;
-    }
+  /** Start one command. */
+  const begin = (cmd: BulkCmd): void => {
+    if (cmd.op === "open") return open(cmd);
     const s = socks.get(cmd.id);
     if (!s) {
       // Closed here already (its failure was replied): only a command sent before the main
       // thread learnt of it gets here.
       if (cmd.op !== "close") post({ id: cmd.id, ok: false, fail: { code: "CLOSED" } });
-      return true;
+      return;
     }
-    if (cmd.op === "close") {
-      fail(s, { code: cmd.code });
-      return true;
-    }
+    if (cmd.op === "close") return fail(s, { code: cmd.code });
     s.cmd = cmd;
     s.deadline = Infinity;
     s.idleMs = 0;
@@ -348,27 +350,38 @@ function serve(start: BulkStart): void {
       s.meter[2] = 0;
       s.left = cmd.n - cmd.head.length;
       if (cmd.head.length > 0) {
-        if (!writeFile(s, cmd.fd, ptr(cmd.head), cmd.head.length)) return true;
+        if (!writeFile(s, cmd.fd, ptr(cmd.head), cmd.head.length)) return;
         s.meter[2] = cmd.head.length;
       }
     }
     step(s);
-    return true;
+  };
+
+  /**
+   * The end of the thread: every socket it owns is closed (the peers see it; terminating a
+   * Worker would not close them), then `fatal`. The eventfd stays open: the main thread may
+   * still be writing to it.
+   */
+  const die = (err: unknown) => {
+    dead = true;
+    scope.onmessage = null;
+    for (const s of socks.values()) if (s.fd >= 0) c.close(s.fd);
+    socks.clear();
+    scope.postMessage({ fatal: (err as Error)?.message ?? String(err) }, []);
   };
 
   scope.onmessage = (e: MessageEvent) => {
     received++;
-    if (!quit && !begin(e.data as BulkCmd)) quit = true;
+    if (dead) return;
+    try {
+      begin(e.data as BulkCmd);
+    } catch (err) {
+      die(err);
+    }
   };
 
   /** One turn: poll every socket with work (and the eventfd), make progress, fail what is past its deadline. */
   const turn = () => {
-    if (quit) {
-      for (const s of [...socks.values()]) fail(s, { code: "CLOSED" });
-      c.close(wakeFd);
-      scope.onmessage = null;
-      return;
-    }
     // pollfd: { int fd; short events; short revents }: two int32 per entry, revents in the high half.
     if (pfd.length < 2 * (socks.size + 1)) pfd = new Int32Array(4 * (socks.size + 1));
     order.length = 0;
@@ -393,32 +406,41 @@ function serve(start: BulkStart): void {
     const behind = Atomics.load(posted, 0) !== received;
     const wait = behind ? 0 : Math.min(MAX_WAIT_MS, until === Infinity ? MAX_WAIT_MS : Math.max(0, Math.ceil(until - performance.now())));
     const r = c.poll(ptr(pfd), k, wait);
+    // A deadline fails a socket only when poll() returned after it and found the socket idle:
+    // time the thread spent on other sockets or on a slow file write is not the peer's silence.
+    const returned = performance.now();
     if (r < 0) {
       const e = errno();
       if (e !== EINTR) throw new Error(`poll failed: ${errnoName(e)}`);
     }
+    const ready = new Set<Sock>();
     if (r > 0) {
       if (pfd[1] >>> 16 !== 0) c.read(wakeFd, ptr(scratch), 8);
       for (let i = 1; i < k; i++) {
         const s = order[i - 1];
         // A close command may have ended it meanwhile (its fd number may even be reused).
-        if (pfd[2 * i + 1] >>> 16 !== 0 && socks.get(s.id) === s && s.fd === pfd[2 * i]) step(s);
+        if (pfd[2 * i + 1] >>> 16 !== 0 && socks.get(s.id) === s && s.fd === pfd[2 * i]) {
+          ready.add(s);
+          step(s);
+        }
       }
     }
     const now = performance.now();
     for (const s of socks.values()) {
       if (!s.cmd || now < s.deadline) continue;
+      // Past its deadline only while the thread was busy: poll() decides on the next turn.
+      if (ready.has(s) || s.deadline > returned) continue;
       const op = s.cmd.op;
       fail(s, { code: op === "open" ? "CONNECT_TIMEOUT" : op === "write" ? "WRITE_TIMEOUT" : "READ_TIMEOUT" });
     }
     setImmediate(loop);
   };
   const loop = () => {
+    if (dead) return;
     try {
       turn();
     } catch (err) {
-      quit = true;
-      scope.postMessage({ fatal: (err as Error)?.message ?? String(err) }, []);
+      die(err);
     }
   };
   post({ ready: true, wakeFd });
