@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # shellcheck shell=bash
 # Shared by the runbooks (sourced, never run): finding kvr, reading the --json lines kvr prints,
 # temporary files, and the way each step says what it checks and why. Needs bash, coreutils,
