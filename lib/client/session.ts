@@ -5,7 +5,7 @@
  * (and the lib/net code underneath, when there was one).
  */
 import { connect, isNetError, type Conn, type NetErrorCode } from "../net/index.ts";
-import { call, encodeCommand, RespDecoder, RespError, type RespValue } from "../resp/index.ts";
+import { call, encodeCommand, RespDecoder, RespError, type Arg, type RespValue } from "../resp/index.ts";
 import { parsePositiveDuration, single } from "../ui/units.ts";
 import type { NodeAddr } from "./addr.ts";
 
@@ -42,7 +42,7 @@ export interface Session {
   /** Send one command; resolves with its reply (an error reply throws NodeFailure "error"). */
   command(phase: string, args: string[]): Promise<RespValue>;
   /** Send one command and report how long the reply took (send → reply), in ms. */
-  timed(phase: string, args: string[]): Promise<{ reply: RespValue; ms: number }>;
+  timed(phase: string, args: Arg[]): Promise<{ reply: RespValue; ms: number }>;
   /**
    * Send several commands in one write and read their replies in order, all within one reply
    * deadline (one round trip instead of one per command). Error replies come back as RespError
@@ -108,7 +108,7 @@ export async function openSession(node: NodeAddr, o: SessionOptions): Promise<Se
       clearTimeout(timer);
     }
   };
-  const timed = async (phase: string, args: string[]) => {
+  const timed = async (phase: string, args: Arg[]) => {
     const t0 = performance.now();
     const reply = await underDeadline(phase, () => call(conn, args, new RespDecoder({ maxBulk })));
     const ms = performance.now() - t0;
