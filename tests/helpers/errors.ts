@@ -1,4 +1,5 @@
 /** The error a call throws or a promise rejects with, of an expected class (any other outcome fails the test). */
+import { NetError } from "../../lib/net/index.ts";
 
 type ErrorClass<T> = abstract new (...args: never[]) => T;
 
@@ -22,4 +23,11 @@ export async function rejected<T>(cls: ErrorClass<T>, p: Promise<unknown>): Prom
     throw e;
   }
   throw new Error(`expected a ${cls.name}`);
+}
+
+/** The NetError `p` rejects with, and how long that took in ms. */
+export async function failure(p: Promise<unknown>): Promise<{ err: NetError; ms: number }> {
+  const t0 = performance.now();
+  const err = await rejected(NetError, p);
+  return { err, ms: performance.now() - t0 };
 }

@@ -8,6 +8,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bulkAvailable, bulkConnect, listen, type BulkConn, type Conn, type NetError, type Server } from "../../lib/net/index.ts";
+import { failure } from "../helpers/errors.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -29,16 +30,6 @@ function tempFile(): { path: string; fd: number } {
   const fd = openSync(path, "w");
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return { path, fd };
-}
-
-async function failure(p: Promise<unknown>): Promise<{ err: NetError; ms: number }> {
-  const t0 = performance.now();
-  try {
-    await p;
-  } catch (e) {
-    return { err: e as NetError, ms: performance.now() - t0 };
-  }
-  throw new Error("expected a failure");
 }
 
 /** Connect, send GO, read the size line: the replica's exchange before a file. */

@@ -3,6 +3,7 @@ import { connect, listen, listenNoAccept, NetError, type Conn, type Server } fro
 import { fromSystemError } from "../../lib/net/errors.ts";
 import { RespDecoder, replyText } from "../../lib/resp/index.ts";
 import { closedPort } from "../helpers/ports.ts";
+import { failure } from "../helpers/errors.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -13,16 +14,6 @@ async function server(onConn: (c: Conn) => void = () => {}): Promise<Server> {
   const s = await listen("127.0.0.1", 0, onConn, { readMs: 0 });
   cleanups.push(() => s.close(50));
   return s;
-}
-
-async function failure(p: Promise<unknown>): Promise<{ err: NetError; ms: number }> {
-  const t0 = performance.now();
-  try {
-    await p;
-  } catch (e) {
-    return { err: e as NetError, ms: performance.now() - t0 };
-  }
-  throw new Error("expected a failure");
 }
 
 describe("read deadline (idle)", () => {
