@@ -213,8 +213,9 @@ export async function fetchWorker(
           // The sink keeps no chunk once written: each is freed at once.
         }, { release: true });
       }
-      sink = null;
+      // The previous file's commit first: should it fail, this file is still `sink`, discarded below.
       await committing;
+      sink = null;
       committing = commit(s, name, size);
       committing.catch(() => ctx.abortAttempt());
     }

@@ -3,7 +3,7 @@
  * by CLUSTERX SETNODES, by SLAVEOF, or by SIGTERM. The stop must not wait on the network.
  */
 import { expect, test } from "bun:test";
-import { readdirSync, writeFileSync } from "node:fs";
+import { readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { call, replyText } from "../../lib/resp/index.ts";
 import { connect } from "../../lib/net/index.ts";
@@ -196,3 +196,28 @@ test("a stop in a full sync of 400 files unlinks only the .tmp files in place, n
   expect(tmpUnlinks).toBeGreaterThanOrEqual(started - 4);
   expect(tmpUnlinks).toBeLessThanOrEqual(started + 9);
 }, 30_000);
+
+test("an fsync that fails (EIO) while the next file is received: the attempt fails with it, no file handle is left open, nothing leaks to stderr", async () => {
+  const m = await startMaster(["--generate", "6x64KiB"]);
+  defer(() => m.stop());
+  const dir = temp();
+  // The first fsync (000010.sst's commit) takes 400 ms and then fails: the worker has received
+  // the next file meanwhile and waits on that commit before committing its own.
+  const r = await startReplica(["--dir", dir, "--workers", "1", "--master", `127.0.0.1:${m.port}`, "--retry-delay", "5s"], {}, straced(["-e", "trace=fsync", "-e", "inject=fsync:delay_enter=400000:error=EIO:when=1"]));
+  defer(() => r.stop());
+  const retry = await r.kvr.waitEvent((e) => e.event === "retry", 10_000);
+  expect(String(retry.reason)).toContain("EIO");
+  // Let a collection run: a handle left open would be closed by it, with an error on stderr.
+  await Bun.sleep(300);
+  expect(replyText(await admin(r.port, ["INFO", "replication"])).length).toBeGreaterThan(0);
+  const open = readdirSync(`/proc/${r.kvr.proc.pid}/fd`).map((fd) => {
+    try {
+      return readlinkSync(`/proc/${r.kvr.proc.pid}/fd/${fd}`);
+    } catch {
+      return "";
+    }
+  });
+  expect(open.filter((p) => p.startsWith(dir))).toEqual([]);
+  expect(r.kvr.stderr()).not.toContain("FileHandle");
+  noTmp(dir);
+}, 20_000);
