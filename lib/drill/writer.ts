@@ -41,6 +41,8 @@ export class Writer {
   sent = 0;
   /** The first failure (an error reply or a connection failure), as text; the writes stop there. */
   error: string | null = null;
+  /** The first SET's error reply: nothing was written (there is nothing to delete). */
+  refused: RespError | null = null;
   private session: Session | null = null;
   private loop: Promise<void> | null = null;
   private stopped = false;
@@ -59,9 +61,12 @@ export class Writer {
    */
   async start(): Promise<string | null> {
     this.session = await openSession(this.addr, { ...SESSION, auth: this.auth ?? null });
-    const { replies } = await this.session.pipeline("SET", [["SET", this.keys[0], this.value]]);
+    const { replies } = await this.session.pipeline("SET", [["SET", this.keys[0], this.value]]).catch((e: Error) => {
+      throw new Error(`the first SET got no reply: ${e.message}`);
+    });
     if (replies[0] instanceof RespError) {
       this.stopped = true;
+      this.refused = replies[0];
       return (this.error = refusal(this.keys[0], replies[0]));
     }
     this.sent = 1;

@@ -116,7 +116,9 @@ async function runSlowReplica(ctx: RunContext): Promise<SlowReplicaResult> {
     result = await slowReplica(ctx, phases, w);
   } finally {
     const writer = w.writer;
-    if (writer) {
+    // A first SET refused wrote nothing: there are no keys to delete.
+    if (writer?.refused) await writer.stop();
+    else if (writer) {
       const d = await phases.final(
         "delete-keys",
         async () => {
@@ -125,7 +127,7 @@ async function runSlowReplica(ctx: RunContext): Promise<SlowReplicaResult> {
         },
         (d) =>
           d.error
-            ? `could not delete the drill's keys (${d.error}): delete ${KEY_PREFIX}${tokenOf(writer.keys)}:* by hand (the keys are in the --json result, runs[].writes.keys)`
+            ? `could not delete the drill's keys (${d.error}): delete ${KEY_PREFIX}${tokenOf(writer.keys)}:* by hand (e.g. redis-cli --scan --pattern '${KEY_PREFIX}${tokenOf(writer.keys)}:*')`
             : `${writer.sent} SETs written; ${d.deleted} of ${writer.keys.length} keys ${KEY_PREFIX}${tokenOf(writer.keys)}:* deleted`,
       );
       if (result) {
@@ -156,10 +158,14 @@ async function slowReplica(ctx: RunContext, phases: Phases, w: { writer: Writer 
         const writer = new Writer(m.addr, cfg.auth, keys, cfg.writeRate);
         w.writer = writer;
         const refused = await writer.start().catch((e) => {
-          throw new DrillError(`cannot open the writing connection to ${addrText(m.addr)}: ${(e as Error).message}`);
+          throw new DrillError(`the drill's writes to ${addrText(m.addr)} could not start: ${(e as Error).message}`);
         });
         if (refused) {
-          throw new DrillError(`the master refused the drill's writes: ${refused}: drill a Kvrocks master (a kvr master takes no SETs), or leave out --master: the drill then starts a kvr master that writes its own stream`);
+          // A kvr master answers SET as an unknown command; a Kvrocks master's refusal (TRYAGAIN, MOVED, a full disk) speaks for itself.
+          const hint = /^ERR unknown command/.test(writer.refused?.message ?? "")
+            ? ": drill a Kvrocks master (a kvr master takes no SETs), or leave out --master: the drill then starts a kvr master that writes its own stream"
+            : "";
+          throw new DrillError(`the master refused the drill's writes: ${refused}${hint}`);
         }
         return writer;
       },
