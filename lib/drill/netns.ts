@@ -28,12 +28,12 @@ export interface Netns {
   remove(): Promise<void>;
 }
 
-async function ip(args: string[], what: string): Promise<string> {
+async function ip(args: string[], what: string, setup = false): Promise<string> {
   const r = await runTool(["ip", ...args]);
   if (r.code !== 0) {
     const err = r.stderr.trim();
-    // root without CAP_SYS_ADMIN / CAP_NET_ADMIN (a container, setpriv): say what is missing.
-    const hint = /Operation not permitted/.test(err) ? " — --cut netns needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN; use --cut stall here" : "";
+    // Setting up as root without CAP_SYS_ADMIN / CAP_NET_ADMIN (a container, setpriv): say what is missing.
+    const hint = setup && /Operation not permitted/.test(err) ? " — --cut netns needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN; use --cut stall here" : "";
     throw new DrillError(`${what} failed (ip ${args.join(" ")}): ${err || `exit ${r.code}`}${hint}`);
   }
   return r.stdout;
@@ -132,9 +132,9 @@ export async function createNetns(n: number, log: (m: string) => void): Promise<
     if (still.code === 0) await runTool(["ip", "link", "del", hostIf]);
   };
   try {
-    await ip(["netns", "add", name], "creating the network namespace");
+    await ip(["netns", "add", name], "creating the network namespace", true);
     created = true;
-    await ip(["link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", name], "creating the veth pair");
+    await ip(["link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", name], "creating the veth pair", true);
     await ip(["addr", "add", `${hostAddr}/30`, "dev", hostIf], "addressing the host-side veth");
     await ip(["link", "set", hostIf, "up"], "bringing the host-side veth up");
     await ip(["-n", name, "addr", "add", `${nsAddr}/30`, "dev", nsIf], "addressing the namespace-side veth");

@@ -127,19 +127,28 @@ export async function refuseDataLoss(ctl: Conn, addr: NodeAddr): Promise<void> {
   const i = await info(ctl, "replication", 5000, "the node under test");
   if (i.role !== "master") return;
   const replicas = intField(i.connected_slaves) ?? 0;
-  const nodes = await command(ctl, ["CLUSTER", "NODES"], 5000).catch(() => null);
+  const nodes = await command(ctl, ["CLUSTER", "NODES"], 5000).catch((e: Error) => e);
   let slots: Array<[number, number]> = [];
-  try {
-    if (Buffer.isBuffer(nodes)) slots = parseClusterNodes(nodes.toString("utf8")).myself?.slots ?? [];
-  } catch {
-    // A CLUSTER NODES kvr cannot read says nothing about slots; the replicas still count.
-  }
+  // Kvrocks answers CLUSTERDOWN while it has no topology (no slots); anything else unreadable
+  // leaves the question open, and the answer decides whether data is lost: refuse.
+  const unknown = (why: string) =>
+    new DrillError(`cannot tell whether the master at ${addrText(addr)} owns slots (CLUSTER NODES: ${why}); give --replace-data to drill it anyway (its data is replaced)`);
+  if (nodes instanceof Error) throw unknown(nodes.message);
+  if (nodes instanceof RespError) {
+    if (nodes.prefix !== "CLUSTERDOWN") throw unknown(`-${nodes.message}`);
+  } else if (Buffer.isBuffer(nodes)) {
+    try {
+      slots = parseClusterNodes(nodes.toString("utf8")).myself?.slots ?? [];
+    } catch (e) {
+      throw unknown((e as Error).message);
+    }
+  } else throw unknown(replyText(nodes));
   if (replicas === 0 && slots.length === 0) return;
   const holds = [slots.length ? `owns slots ${slots.map(formatSlotRange).join(" ")}` : "", replicas ? `has ${replicas} replica${replicas === 1 ? "" : "s"}` : ""]
     .filter(Boolean)
     .join(" and ");
   throw new DrillError(
-    `the node at ${addrText(addr)} is a master that ${holds}: the drill makes it full-sync from its own masters, which replaces its data. ` +
+    `the node at ${addrText(addr)} is a master that ${holds}: the drill makes it full-sync from the drill's masters A and B, which replaces its data. ` +
       `Drill one of its replicas or a staging node running the same build; give --replace-data only if this node's data may be lost`,
   );
 }

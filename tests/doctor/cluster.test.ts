@@ -144,7 +144,6 @@ test("uncovered slots → crit slot-coverage with the unassigned ranges", async 
 
 test("a master gone (killed): its replica's link is down (warn link-down), the master unreachable (crit), exit 3", async () => {
   const { a, r } = await healthy();
-  await linkUp(r.port);
   await a.stop("SIGKILL");
   await until(async () => (await info(r.port)).master_link_status === "down", 5000);
   const run = await doctor(["--seed", addr(r.port), "--samples", "1", "--connect-timeout", "500ms"]);

@@ -1,6 +1,6 @@
 /**
  * A test double of a Kvrocks node in cluster mode, by default broken the way Kvrocks was before its fix:
- * it answers PING, INFO and CLUSTERX (semantics from lib/cluster); SETNODES making it a slave
+ * it answers PING, INFO, CLUSTER and CLUSTERX (semantics from lib/cluster); SETNODES making it a slave
  * starts a full sync (one fetch connection to the master, reading with no deadline). Then:
  *
  * - "hang": a SETNODES that moves it away waits, holding a lock every command waits on (PING
@@ -17,7 +17,7 @@
  * every connection to a master. INFO answers `server` (process_id) and `replication` sections,
  * both by default.
  */
-import { clusterx, encodeReply, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
+import { clusterCommand, clusterx, encodeReply, initialClusterState, type ClusterState } from "../../lib/cluster/index.ts";
 import { connect, listen, type Conn, type Server } from "../../lib/net/index.ts";
 import { bulk, encodeCommand, error, simple } from "../../lib/resp/index.ts";
 import { serveCommands } from "../helpers/serve.ts";
@@ -90,6 +90,7 @@ export async function startBrokenReplica(mode: BrokenMode, requirepass?: string,
     const cmd = args[0]?.toLowerCase();
     if (cmd === "ping") return simple("PONG");
     if (cmd === "info") return bulk(info(args[1]));
+    if (cmd === "cluster") return encodeReply(clusterCommand(state, args.slice(1)));
     if (cmd !== "clusterx") return error(`ERR unknown command \`${args[0]}\``);
     const r = clusterx(state, args.slice(1), { port: server!.port, binds: ["127.0.0.1"], current });
     const change = r.change;

@@ -222,17 +222,17 @@ test("a master that owns slots or has replicas is refused (exit 4, nothing sent 
   expect(parseResult(forced.stdout).restore).toMatchObject({ status: "restored", nodes: owner });
 }, 90_000);
 
-test("refuseDataLoss: a master with replicas (INFO connected_slaves) is refused, a replica or an empty master is not", async () => {
-  const replies: Record<string, string> = {};
+test("refuseDataLoss on Kvrocks-shaped replies: slots (migration markers too) or replicas refuse; no topology (CLUSTERDOWN), a replica, an empty master pass; an unreadable CLUSTER NODES refuses", async () => {
+  const replies: { info: string; nodes: Buffer } = { info: "", nodes: Buffer.alloc(0) };
   const srv = await listen("127.0.0.1", 0, (c) => void serveCommands(c, undefined, async (cmd, args) => {
     if (cmd === "info") await c.write(bulk(replies.info));
-    else if (cmd === "cluster" && args[1]?.toLowerCase() === "nodes") await c.write(error("ERR Cluster mode is not enabled"));
+    else if (cmd === "cluster" && args[1]?.toLowerCase() === "nodes") await c.write(replies.nodes);
     else await c.write(error(`ERR unexpected ${cmd}`));
   }), { readMs: 0 });
   defer(() => srv.close(50));
   const addr = { host: "127.0.0.1", port: srv.port };
-  const check = async (info: string) => {
-    replies.info = info;
+  const check = async (info: string, nodes: Buffer) => {
+    Object.assign(replies, { info, nodes });
     const c = await connect("127.0.0.1", srv.port, { readMs: 5000 });
     try {
       return await refuseDataLoss(c, addr).then(() => "allowed", (e: Error) => e.message);
@@ -240,7 +240,15 @@ test("refuseDataLoss: a master with replicas (INFO connected_slaves) is refused,
       c.destroy();
     }
   };
-  expect(await check("# Replication\r\nrole:master\r\nconnected_slaves:2\r\n")).toStartWith(`the node at 127.0.0.1:${srv.port} is a master that has 2 replicas: `);
-  expect(await check("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n")).toBe("allowed");
-  expect(await check("# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:1\r\n")).toBe("allowed");
+  const master = (slaves: number) => `# Replication\r\nrole:master\r\nconnected_slaves:${slaves}\r\n`;
+  const notInitialized = error("CLUSTERDOWN The cluster is not initialized");
+  const me = "a".repeat(40), other = "b".repeat(40);
+  // As Kvrocks prints it: myself's slots, and an outgoing migration marker on its line.
+  const owning = bulk(`${me} 127.0.0.1:30001@40001 myself,master - 0 0 2 connected 0-8191 [8192->-${other}]\n${other} 127.0.0.1:30002@40002 master - 0 1700000000000 2 connected 8192-16383\n`);
+  expect(await check(master(0), owning)).toStartWith(`the node at 127.0.0.1:${srv.port} is a master that owns slots 0-8191: the drill makes it full-sync from the drill's masters A and B`);
+  expect(await check(master(2), notInitialized)).toStartWith(`the node at 127.0.0.1:${srv.port} is a master that has 2 replicas: `);
+  expect(await check(master(0), notInitialized)).toBe("allowed");
+  expect(await check("# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:1\r\n", owning)).toBe("allowed");
+  expect(await check(master(0), error("ERR something else"))).toStartWith(`cannot tell whether the master at 127.0.0.1:${srv.port} owns slots (CLUSTER NODES: -ERR something else); give --replace-data`);
+  expect(await check(master(0), bulk("garbage line\n"))).toStartWith(`cannot tell whether the master at 127.0.0.1:${srv.port} owns slots (CLUSTER NODES: `);
 });
