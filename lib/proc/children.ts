@@ -34,7 +34,7 @@ export interface Child {
   waitEvent(pred: (e: ChildEvent) => boolean, ms: number, what: string, deadline?: string): Promise<ChildEvent>;
   /** Send a signal (ignored once exited). */
   kill(signal: NodeJS.Signals | number): void;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone and its output read. */
   stop(graceMs?: number): Promise<void>;
   readonly exited: Promise<number>;
   readonly hasExited: boolean;
@@ -69,7 +69,7 @@ export function spawnSelf(name: string, args: string[], opts: SpawnOptions = {})
   const notify = () => {
     for (const w of [...waiters]) w();
   };
-  readNdjson(
+  const stdoutRead = readNdjson(
     proc.stdout,
     (v) => {
       if (typeof v?.event !== "string") return;
@@ -144,21 +144,25 @@ export function spawnSelf(name: string, args: string[], opts: SpawnOptions = {})
       }
     },
     async stop(graceMs = 1500) {
-      if (exited) return;
-      try {
-        proc.kill("SIGTERM");
-      } catch {
-        return;
-      }
-      const t = setTimeout(() => {
+      if (!exited) {
+        let t: ReturnType<typeof setTimeout> | undefined;
         try {
-          proc.kill("SIGKILL");
+          proc.kill("SIGTERM");
+          t = setTimeout(() => {
+            try {
+              proc.kill("SIGKILL");
+            } catch {
+              /* gone */
+            }
+          }, graceMs);
         } catch {
-          /* gone */
+          /* already gone */
         }
-      }, graceMs);
-      await exitedP;
-      clearTimeout(t);
+        await exitedP;
+        clearTimeout(t);
+      }
+      // Every event it printed before exiting is in `events` once stop() resolves.
+      await Promise.race([stdoutRead, Bun.sleep(graceMs)]);
     },
   };
 }

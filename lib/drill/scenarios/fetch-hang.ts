@@ -202,7 +202,9 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
         (g) => `kvr guard (pid ${g.child.pid}) watches ${addrText(rAddr)}: destroys its sockets to its master idle for ${formatMs(g.readTimeoutMs)} while it syncs or hangs`,
       )
     : null;
-  const guarded = () => (guard ? guardReport(guard, startedAt) : null);
+  // The guard is stopped before its report is read: a destroy it printed just before SETNODES
+  // returned may still be in its pipe.
+  const guarded = async () => (guard ? (await guard.child.stop(), guardReport(guard, startedAt)) : null);
 
   // ---- node ids and the first topology: a slave of A ----
   const idA = newNodeId();
@@ -253,7 +255,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
       recover: null,
       infoBefore,
       infoAfter: null,
-      guard: guarded(),
+      guard: await guarded(),
     };
   }
 
@@ -325,7 +327,7 @@ async function fetchHang(ctx: RunContext, phases: Phases, touched: { node: Touch
 
   return {
     ...base,
-    guard: guarded(),
+    guard: await guarded(),
     verdict: reasons.length === 0 ? "PASS" : "FAIL",
     reasons,
     phases: phases.list,
