@@ -51,16 +51,16 @@ while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) usage; exit 0 ;;
     --samples | --interval | --timeout)
-      [ $# -ge 2 ] || { err "$1 needs a value"; usage >&2; exit 2; }
+      [ $# -ge 2 ] || usage_error "$1 needs a value"
       case $1 in --samples) samples=$2 ;; --interval) interval=$2 ;; --timeout) timeout=$2 ;; esac
       shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --) shift; args+=("$@"); break ;;
-    -*) err "unknown option $1"; usage >&2; exit 2 ;;
+    -*) usage_error "unknown option $1" ;;
     *) args+=("$1"); shift ;;
   esac
 done
-[ ${#args[@]} -eq 2 ] || { err "give SEED and DEAD_MASTER_ID"; usage >&2; exit 2; }
+[ ${#args[@]} -eq 2 ] || usage_error "give SEED and DEAD_MASTER_ID"
 seed=${args[0]} dead=${args[1]}
 need_kvr
 
@@ -69,7 +69,7 @@ rc=0
 "$KVR" setnodes --from "$seed" --timeout "$timeout" --dry-run >"$RB_TMP/before.txt" 2>"$RB_TMP/from.log" || rc=$?
 if [ "$rc" -ne 0 ]; then
   grep -v ' info ' "$RB_TMP/from.log" >&2 || true
-  [ "$rc" -eq 2 ] && { usage >&2; exit 2; }
+  [ "$rc" -eq 2 ] && usage_error
   die 4 "could not read the topology from $seed: nothing was pushed; give a live node of the cluster as SEED"
 fi
 dead_line=$(awk -v id="$dead" '$1 == id' "$RB_TMP/before.txt")

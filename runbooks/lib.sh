@@ -21,6 +21,13 @@ die() {
   exit "$code"
 }
 
+# A usage error: the message, the script's usage (its own usage function) on stderr, exit 2.
+usage_error() {
+  [ $# -gt 0 ] && err "$*"
+  usage >&2
+  exit 2
+}
+
 # Exit 2 unless kvr can be run.
 need_kvr() {
   command -v "$KVR" >/dev/null 2>&1 || die 2 "cannot find kvr: put it on PATH or set KVR=/path/to/kvr"

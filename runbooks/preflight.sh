@@ -44,11 +44,11 @@ while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) usage; exit 0 ;;
     --) shift; drill=("$@"); break ;;
-    -*) err "unknown option $1 (kvr drill options go after --)"; usage >&2; exit 2 ;;
+    -*) usage_error "unknown option $1 (kvr drill options go after --)" ;;
     *) args+=("$1"); shift ;;
   esac
 done
-[ ${#args[@]} -eq 1 ] || { err "give NODE (host:port of the staging node)"; usage >&2; exit 2; }
+[ ${#args[@]} -eq 1 ] || usage_error "give NODE (host:port of the staging node)"
 node=${args[0]}
 need_kvr
 
@@ -65,7 +65,7 @@ case $rc in
     step "verdict: FAIL — this build lacks the fetch read deadline (Kvrocks PR #2662), or does not stop a hung fetch in time: do not roll it out"
     say "the drill's reasons are on its last line above"
     exit 1 ;;
-  2) usage >&2; exit 2 ;;
+  2) usage_error ;;
   *)
     step "the drill could not run (kvr drill exit $rc): nothing was judged; see its error above"
     exit 4 ;;

@@ -43,22 +43,22 @@ while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) usage; exit 0 ;;
     --samples | --interval | --timeout | --stuck-after)
-      [ $# -ge 2 ] || { err "$1 needs a value"; usage >&2; exit 2; }
+      [ $# -ge 2 ] || usage_error "$1 needs a value"
       case $1 in --samples) samples=$2 ;; --interval) interval=$2 ;; --timeout) timeout=$2 ;; --stuck-after) stuck_after=$2 ;; esac
       shift 2 ;;
     --) shift; args+=("$@"); break ;;
-    -*) err "unknown option $1"; usage >&2; exit 2 ;;
+    -*) usage_error "unknown option $1" ;;
     *) args+=("$1"); shift ;;
   esac
 done
-[ ${#args[@]} -eq 1 ] || { err "give SEED (host:port of a live node)"; usage >&2; exit 2; }
+[ ${#args[@]} -eq 1 ] || usage_error "give SEED (host:port of a live node)"
 seed=${args[0]}
 need_kvr
 
 step "diagnose every node from $seed (kvr doctor, read-only): is a replica stuck in a full sync?"
 doc=$RB_TMP/doctor.ndjson
 drc=$(doctor_run "$doc" --seed "$seed" --samples "$samples" --interval "$interval" --timeout "$timeout" --stuck-after "$stuck_after")
-[ "$drc" -eq 2 ] && { cat "$doc.log" >&2; usage >&2; exit 2; }
+[ "$drc" -eq 2 ] && { cat "$doc.log" >&2; usage_error; }
 [ "$drc" -eq 4 ] && die 4 "$seed did not answer kvr doctor: nothing could be looked at; give a live node of the cluster"
 say "$(events "$doc" node | wc -l | tr -d ' ') node(s) looked at"
 

@@ -48,15 +48,15 @@ while [ $# -gt 0 ]; do
     -h | --help) usage; exit 0 ;;
     --fix) fix=1; shift ;;
     --samples | --interval | --timeout)
-      [ $# -ge 2 ] || { err "$1 needs a value"; usage >&2; exit 2; }
+      [ $# -ge 2 ] || usage_error "$1 needs a value"
       case $1 in --samples) samples=$2 ;; --interval) interval=$2 ;; --timeout) timeout=$2 ;; esac
       shift 2 ;;
     --) shift; args+=("$@"); break ;;
-    -*) err "unknown option $1"; usage >&2; exit 2 ;;
+    -*) usage_error "unknown option $1" ;;
     *) args+=("$1"); shift ;;
   esac
 done
-[ ${#args[@]} -eq 1 ] || { err "give SEED (host:port of a live node)"; usage >&2; exit 2; }
+[ ${#args[@]} -eq 1 ] || usage_error "give SEED (host:port of a live node)"
 seed=${args[0]}
 need_kvr
 
@@ -65,7 +65,7 @@ need_kvr
 survey() {
   local doc=$RB_TMP/doctor-$1.ndjson rc line addr v
   rc=$(doctor_run "$doc" --seed "$seed" --samples "$samples" --interval "$interval" --timeout "$timeout")
-  [ "$rc" -eq 2 ] && { cat "$doc.log" >&2; usage >&2; exit 2; }
+  [ "$rc" -eq 2 ] && { cat "$doc.log" >&2; usage_error; }
   [ "$rc" -eq 4 ] && die 4 "$seed did not answer kvr doctor: nothing read, nothing pushed; give a live node of the cluster"
   : >"$RB_TMP/versions.txt"
   : >"$RB_TMP/silent.txt"
