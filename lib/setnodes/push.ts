@@ -62,9 +62,6 @@ export async function readVersion(target: Target, plan: Plan, phase = "version")
   });
 }
 
-/** The nodes string as bytes, encoded once for every target (a 200-node topology is ~20 KB). */
-const nodesBytes = new WeakMap<Plan, Buffer>();
-
 /** SETNODEID (with --set-node-id) then SETNODES on one target; the result of this attempt. */
 export async function pushOne(target: Target, plan: Plan, version: number, prev: TargetResult): Promise<TargetResult> {
   const t0 = performance.now();
@@ -76,9 +73,7 @@ export async function pushOne(target: Target, plan: Plan, version: number, prev:
         const r = await s.command("setnodeid", ["CLUSTERX", "SETNODEID", target.node.id]);
         if (!isOk(r)) throw new NodeFailure("failed", "setnodeid", `CLUSTERX SETNODEID replied ${JSON.stringify(replyText(r))}`);
       }
-      let nodes = nodesBytes.get(plan);
-      if (!nodes) nodesBytes.set(plan, (nodes = Buffer.from(plan.nodesText, "utf8")));
-      const args = ["CLUSTERX", "SETNODES", nodes, String(version)];
+      const args = ["CLUSTERX", "SETNODES", plan.nodesBytes, String(version)];
       if (plan.force) args.push("FORCE");
       const { reply, ms } = await s.timed("setnodes", args);
       if (!isOk(reply)) throw new NodeFailure("failed", "setnodes", `CLUSTERX SETNODES replied ${JSON.stringify(replyText(reply))}`);
