@@ -20,7 +20,7 @@ import { DEFAULT_CONNECT_MS, DEFAULT_READ_MS, DEFAULT_WRITE_MS, type FrameParser
 import { NetError, failures, fromSystemError } from "./errors.ts";
 import type { BulkCmd, BulkFailure, BulkReply, BulkStart } from "./bulkthread.ts";
 import type { ConnectOptions } from "./index.ts";
-import { parseIp } from "./sockdiag.ts";
+import { parseIp } from "./ip.ts";
 
 /** Most bytes one small read asks the thread for. */
 const READ_MAX = 64 * 1024;

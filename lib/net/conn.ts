@@ -11,9 +11,10 @@
  */
 import type { Socket } from "node:net";
 import { NetError, failures, fromSystemError } from "./errors.ts";
+import { canonicalIp } from "./ip.ts";
 
-/** An IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) as the IPv4 address it is. */
-const unmapped = (a: string) => (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a) ? a.slice(7) : a);
+/** An address as canonical text: a dual-stack socket's IPv4-mapped peer as the IPv4 address it is. */
+const unmapped = (a: string) => canonicalIp(a) ?? a;
 
 export const DEFAULT_CONNECT_MS = 3000;
 export const DEFAULT_READ_MS = 3000;
